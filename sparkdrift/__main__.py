@@ -1,0 +1,3 @@
+from sparkdrift.cli import main
+
+raise SystemExit(main())

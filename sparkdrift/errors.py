@@ -1,0 +1,22 @@
+"""Error hierarchy: every message says what to fix, and the CLI prints it on one line."""
+from __future__ import annotations
+
+
+class SparkDriftError(Exception):
+    """Base of every error sparkdrift raises on purpose (exit code 2 in the CLI)."""
+
+
+class ConfigError(SparkDriftError):
+    """The monitor definition is invalid; the message names the file and key path."""
+
+
+class TableError(SparkDriftError):
+    """A table is missing, empty, or lacks a column; the message names the table."""
+
+
+class BaselineError(SparkDriftError):
+    """No usable baseline profile (missing, or not matching the config)."""
+
+
+class ActionError(SparkDriftError):
+    """A configured action (alert, retrain trigger) failed."""
