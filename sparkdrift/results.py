@@ -1,0 +1,53 @@
+"""The long-format result row shared by the metrics table, MLflow, reports and the policy."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Literal
+
+Signal = Literal["feature", "prediction", "quality", "performance"]
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """One (window, feature, statistic, reference) measurement.
+
+    ``signal`` says what it measures: feature drift, prediction drift, data
+    quality or model performance. ``value`` is NaN (with ``reason``) when the
+    statistic is undefined; ``drifted`` is then False.
+    """
+
+    monitor: str
+    baseline_id: str
+    window_start: datetime
+    window_end: datetime
+    feature: str
+    statistic: str
+    value: float
+    threshold: float | None
+    drifted: bool
+    signal: Signal = "feature"
+    kind: str = "numeric"
+    reference: str = "baseline"
+    lower: float | None = None
+    upper: float | None = None
+    p_value: float | None = None
+    reference_rows: int = 0
+    window_rows: int = 0
+    reason: str | None = None
+
+    @property
+    def metric_name(self) -> str:
+        """MLflow metric key, e.g. drift.age.psi, prediction.score.psi, quality.age.completeness."""
+        prefix = {"feature": "drift", "prediction": "prediction"}.get(self.signal, self.signal)
+        suffix = "" if self.reference == "baseline" else f".vs_{self.reference}"
+        return f"{prefix}.{self.feature}.{self.statistic}{suffix}"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("value", "lower", "upper", "p_value", "threshold"):
+            v = d[k]
+            if v is not None and not math.isfinite(v):
+                d[k] = None
+        return d
