@@ -8,6 +8,7 @@ from Maven Central via ``spark.jars.packages`` (delta-spark's
 from __future__ import annotations
 
 import os
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -29,6 +30,10 @@ def get_session(
     if active is not None:
         return active
     from delta import configure_spark_with_delta_pip
+
+    # PySpark converts TIMESTAMPs with the Python process's zone: keep it UTC like the session.
+    os.environ["TZ"] = "UTC"
+    time.tzset()
 
     builder = (
         SparkSession.builder.appName(app_name)

@@ -1,0 +1,258 @@
+"""The production pass: per-window histograms of every monitored column in ONE scan.
+
+Each row is turned into one (window, column, bin key, value) entry per column
+with ``stack``; a ``groupBy(window, column, key)`` with map-side partial
+aggregation means what is shuffled and collected is windows x columns x bins,
+never rows. Bin keys:
+
+* numeric: Bucketizer bucket ``0`` = underflow, ``1..k+1`` = fine bins,
+  ``k+2`` = overflow (see ``binning.spark_splits``);
+* categorical: ``0..K-1`` = top-K category, ``K`` = other (known) category;
+* ``-1`` null, ``-2`` NaN, ``-3`` a value that fails the expected type,
+  ``-4`` a category the baseline never had.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sparkdrift.binning import spark_splits
+from sparkdrift.profile import FeatureProfile, Histogram
+from sparkdrift.tables import qcol
+from sparkdrift.windows import naive_utc, window_start_column
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+log = logging.getLogger("sparkdrift.histograms")
+
+NULL, NAN, INVALID, UNSEEN = -1, -2, -3, -4
+_NUMERIC_TYPES = ("double", "float", "int", "bigint", "smallint", "tinyint", "boolean")
+
+
+@dataclass(frozen=True)
+class WindowHistograms:
+    """Everything one window contributes: a histogram per column and its row count."""
+
+    window_start: datetime
+    window_end: datetime
+    rows: int
+    histograms: dict[str, Histogram]
+
+
+@dataclass(frozen=True)
+class ColumnIssue:
+    """A monitored column the production table cannot provide as the baseline did."""
+
+    feature: str
+    problem: str  # "missing" | "type"
+    detail: str
+
+
+def check_columns(df: "DataFrame", profiles: list[FeatureProfile]) -> tuple[list[FeatureProfile], list[ColumnIssue]]:
+    """Split columns into those we can count and those flagged for the quality signal.
+
+    A missing column or an uncastable type flags that column only; the others proceed.
+    """
+    types = dict(df.dtypes)
+    usable, issues = [], []
+    for p in profiles:
+        if p.name not in types:
+            issues.append(ColumnIssue(p.name, "missing", "column not in the production table"))
+            continue
+        dtype = types[p.name]
+        castable = dtype.startswith("decimal") or dtype in _NUMERIC_TYPES or dtype == "string"
+        if p.kind == "categorical":
+            castable = castable or dtype in ("date", "timestamp")
+        if not castable:
+            issues.append(ColumnIssue(p.name, "type", f"type {dtype} cannot be read as {p.kind}"))
+            continue
+        usable.append(p)
+    return usable, issues
+
+
+def _numeric_key(p: FeatureProfile, dtype: str, bucket: "Column", value: "Column", raw: "Column") -> "Column":
+    from pyspark.sql import functions as F
+
+    key = F.when(raw.isNull(), F.lit(NULL))
+    if dtype == "string":
+        key = key.when(value.isNull(), F.lit(INVALID))
+    return key.when(F.isnan(value), F.lit(NAN)).otherwise(bucket.cast("int"))
+
+
+def _categorical_key(p: FeatureProfile, raw: "Column") -> "Column":
+    from pyspark.sql import functions as F
+
+    value = raw.cast("string")
+    slots = {c: i for i, c in enumerate(p.categories)}
+    other = len(p.categories)
+    if p.tracked is not None:
+        slots.update({c: other for c in p.tracked if c not in slots})
+    fallback = F.lit(UNSEEN) if p.tracked is not None else F.lit(other)
+    if not slots:
+        return F.when(raw.isNull(), F.lit(NULL)).otherwise(fallback)
+    mapping = F.create_map(*[x for c, i in slots.items() for x in (F.lit(c), F.lit(i))])
+    return F.when(raw.isNull(), F.lit(NULL)).otherwise(F.coalesce(mapping[value], fallback))
+
+
+def binned_entries(df: "DataFrame", profiles: list[FeatureProfile], ts_column: str, granularity_s: int) -> "DataFrame":
+    """One (window_start, feature index, key, value) row per input row and column, before aggregation."""
+    from pyspark.ml.feature import Bucketizer
+    from pyspark.sql import functions as F
+
+    types = dict(df.dtypes)
+    window = window_start_column(qcol(ts_column), granularity_s).alias("window_start")
+    numeric = [(i, p) for i, p in enumerate(profiles) if p.kind == "numeric" and p.edges]
+    cols = [window]
+    for i, p in enumerate(profiles):
+        raw = qcol(p.name)
+        cols.append(raw.alias(f"r{i}"))
+        if p.kind == "numeric":
+            cols.append(raw.cast("double").alias(f"v{i}"))
+            cols.append(F.coalesce(F.when(~F.isnan(raw.cast("double")), raw.cast("double")), F.lit(0.0)).alias(f"b{i}"))
+    staged = df.select(*cols)
+    if numeric:
+        staged = Bucketizer(
+            splitsArray=[spark_splits(p.edges) for _, p in numeric],
+            inputCols=[f"b{i}" for i, _ in numeric],
+            outputCols=[f"k{i}" for i, _ in numeric],
+            handleInvalid="keep",
+        ).transform(staged)
+    parts = []
+    for i, p in enumerate(profiles):
+        raw = F.col(f"r{i}")
+        if p.kind == "numeric":
+            value = F.col(f"v{i}")
+            if p.edges:
+                key = _numeric_key(p, types[p.name], F.col(f"k{i}"), value, raw)
+            else:  # all-null baseline: every value is out of range
+                key = F.when(raw.isNull(), F.lit(NULL)).when(F.isnan(value), F.lit(NAN)).otherwise(F.lit(0))
+        else:
+            value = F.lit(None).cast("double")
+            key = _categorical_key(p, raw)
+        parts += [F.lit(i), key, value]
+    exprs = ", ".join(f"col{j}" for j in range(len(parts)))
+    staged = staged.select(F.col("window_start"), *[c.alias(f"col{j}") for j, c in enumerate(parts)])
+    return staged.select(
+        "window_start",
+        F.expr(f"stack({len(profiles)}, {exprs}) as (feature_idx, key, value)"),
+    )
+
+
+def aggregate_entries(entries: "DataFrame") -> "DataFrame":
+    """Counts and value moments per (window, feature, key): the only thing that is shuffled."""
+    from pyspark.sql import functions as F
+
+    finite = F.when(~F.isnan("value"), F.col("value"))
+    return entries.groupBy("window_start", "feature_idx", "key").agg(
+        F.count(F.lit(1)).alias("n"),
+        F.sum(finite).alias("s"),
+        F.sum(finite * finite).alias("ss"),
+        F.min(finite).alias("lo"),
+        F.max(finite).alias("hi"),
+    )
+
+
+def assemble(rows: list, profiles: list[FeatureProfile], granularity_s: int) -> list[WindowHistograms]:
+    """Turn the collected (window, feature, key) aggregates into Histogram values."""
+    from sparkdrift.windows import as_utc, window_end
+
+    acc: dict[datetime, dict[int, dict]] = defaultdict(dict)
+    for r in rows:
+        if r["window_start"] is None:
+            continue
+        feat = acc[r["window_start"]].setdefault(r["feature_idx"], defaultdict(float, {"lo": np.nan, "hi": np.nan}))
+        key, n = int(r["key"]), int(r["n"])
+        feat.setdefault("keys", {})[key] = n
+        if r["s"] is not None:
+            feat["s"] += r["s"]
+            feat["ss"] += r["ss"]
+            feat["lo"] = np.fmin(feat["lo"], r["lo"])
+            feat["hi"] = np.fmax(feat["hi"], r["hi"])
+    out = []
+    for start in sorted(acc):
+        hists = {}
+        rows_in_window = 0
+        for i, p in enumerate(profiles):
+            f = acc[start].get(i, {"keys": {}, "s": 0.0, "ss": 0.0, "lo": np.nan, "hi": np.nan})
+            keys = f.get("keys", {})
+            hists[p.name] = _histogram(p, keys, f)
+            rows_in_window = max(rows_in_window, sum(keys.values()))
+        s = as_utc(start)
+        out.append(WindowHistograms(s, window_end(s, granularity_s), rows_in_window, hists))
+    return out
+
+
+def _histogram(p: FeatureProfile, keys: dict[int, int], moments: dict) -> Histogram:
+    side = dict(nulls=keys.get(NULL, 0), nans=keys.get(NAN, 0), invalid=keys.get(INVALID, 0))
+    if p.kind == "categorical":
+        counts = np.zeros(p.n_bins, dtype=np.int64)
+        for k, n in keys.items():
+            if 0 <= k < p.n_bins:
+                counts[k] = n
+        return Histogram(counts=counts, unseen=keys.get(UNSEEN, 0), **side)
+    n_fine = p.n_bins
+    counts = np.zeros(n_fine, dtype=np.int64)
+    under = over = 0
+    if n_fine:
+        for k, n in keys.items():
+            if k == 0:
+                under = n
+            elif 1 <= k <= n_fine:
+                counts[k - 1] = n
+            elif k == n_fine + 1:
+                over = n
+    else:  # all-null baseline: any value is out of the (empty) range
+        over = keys.get(0, 0)
+    return Histogram(
+        counts=counts,
+        underflow=under,
+        overflow=over,
+        value_sum=float(moments.get("s", 0.0)),
+        value_sum_sq=float(moments.get("ss", 0.0)),
+        min=float(moments.get("lo", np.nan)),
+        max=float(moments.get("hi", np.nan)),
+        **side,
+    )
+
+
+@dataclass(frozen=True)
+class CountResult:
+    windows: list[WindowHistograms]
+    null_timestamps: int
+
+
+def count_windows(
+    df: "DataFrame",
+    profiles: list[FeatureProfile],
+    ts_column: str,
+    granularity_s: int,
+) -> CountResult:
+    """Histograms per window for ``profiles`` over the rows of ``df`` (one scan).
+
+    Rows with a null timestamp belong to no window; they are counted in the
+    same aggregation and reported, not dropped silently.
+    """
+    if not profiles:
+        return CountResult([], 0)
+    agg = aggregate_entries(binned_entries(df, profiles, ts_column, granularity_s))
+    rows = agg.collect()
+    null_ts = sum(int(r["n"]) for r in rows if r["window_start"] is None and r["feature_idx"] == 0)
+    return CountResult(assemble(rows, profiles, granularity_s), null_ts)
+
+
+def time_range_filter(ts_column: str, start: datetime | None, end: datetime | None) -> "Column":
+    """A pushed-down predicate ``start <= ts < end`` (either side optional)."""
+    from pyspark.sql import functions as F
+
+    cond = F.lit(True)
+    if start is not None:
+        cond = cond & (qcol(ts_column) >= F.lit(naive_utc(start)))
+    if end is not None:
+        cond = cond & (qcol(ts_column) < F.lit(naive_utc(end)))
+    return cond
