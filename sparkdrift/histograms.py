@@ -256,3 +256,82 @@ def time_range_filter(ts_column: str, start: datetime | None, end: datetime | No
     if end is not None:
         cond = cond & (qcol(ts_column) < F.lit(naive_utc(end)))
     return cond
+
+
+HISTOGRAM_KEYS = ["monitor", "baseline_id", "window_start", "feature"]
+_HISTOGRAM_SCHEMA = (
+    "monitor string, baseline_id string, window_start timestamp, window_end timestamp, feature string, "
+    "rows long, counts array<long>, nulls long, nans long, underflow long, overflow long, unseen long, "
+    "invalid long, value_sum double, value_sum_sq double, min double, max double, "
+    "source_version long, computed_at timestamp"
+)
+
+
+def write_histograms(
+    spark, table: str, monitor: str, baseline_id: str, windows: list[WindowHistograms], source_version: int | None
+) -> int:
+    """MERGE window histograms on (monitor, baseline id, window, feature): a recomputed window replaces, never adds."""
+    from datetime import datetime, timezone
+
+    from sparkdrift.tables import merge_rows
+
+    now = naive_utc(datetime.now(timezone.utc))
+    rows = []
+    for w in windows:
+        for feature, h in w.histograms.items():
+            d = h.to_dict()
+            rows.append((
+                monitor, baseline_id, naive_utc(w.window_start), naive_utc(w.window_end), feature, w.rows,
+                d["counts"], d["nulls"], d["nans"], d["underflow"], d["overflow"], d["unseen"], d["invalid"],
+                d["value_sum"], d["value_sum_sq"], d["min"], d["max"], source_version, now,
+            ))
+    if rows:
+        merge_rows(spark, spark.createDataFrame(rows, _HISTOGRAM_SCHEMA), table, HISTOGRAM_KEYS)
+    return len(rows)
+
+
+def load_histograms(
+    spark, table: str, monitor: str, baseline_id: str, *, before: datetime | None = None, last: int | None = None
+) -> list[WindowHistograms]:
+    """Stored windows (oldest first) for a monitor and baseline; optionally only the ``last`` N before a time."""
+    from pyspark.sql import functions as F
+
+    from sparkdrift.tables import read_output
+    from sparkdrift.windows import as_utc
+
+    df = read_output(spark, table)
+    if df is None:
+        return []
+    df = df.filter((F.col("monitor") == monitor) & (F.col("baseline_id") == baseline_id))
+    if before is not None:
+        df = df.filter(F.col("window_start") < F.lit(naive_utc(before)))
+    if last is not None:
+        starts = [r[0] for r in df.select("window_start").distinct().orderBy(F.desc("window_start")).limit(last).collect()]
+        if not starts:
+            return []
+        df = df.filter(F.col("window_start") >= F.lit(min(starts)))
+    by_window: dict[datetime, dict] = defaultdict(dict)
+    meta: dict[datetime, tuple] = {}
+    for r in df.collect():
+        d = r.asDict()
+        by_window[d["window_start"]][d["feature"]] = Histogram.from_dict(d)
+        meta[d["window_start"]] = (d["window_end"], d["rows"])
+    return [
+        WindowHistograms(as_utc(s), as_utc(meta[s][0]), int(meta[s][1]), by_window[s]) for s in sorted(by_window)
+    ]
+
+
+def last_window_start(spark, table: str, monitor: str, baseline_id: str) -> datetime | None:
+    """Start of the newest stored window, the point an incremental run continues from."""
+    from pyspark.sql import functions as F
+
+    from sparkdrift.tables import read_output
+    from sparkdrift.windows import as_utc
+
+    df = read_output(spark, table)
+    if df is None:
+        return None
+    row = df.filter((F.col("monitor") == monitor) & (F.col("baseline_id") == baseline_id)).agg(
+        F.max("window_start")
+    ).first()
+    return as_utc(row[0]) if row and row[0] is not None else None

@@ -1,0 +1,127 @@
+"""Profile x window histograms -> long-format DriftResults. Pure: no Spark, no I/O.
+
+References: the baseline profile, optionally the previous window, and a
+rolling reference merged from the last N windows' histograms (no rescans).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sparkdrift.config import MonitorConfig
+from sparkdrift.histograms import WindowHistograms
+from sparkdrift.profile import BaselineProfile, FeatureProfile, Histogram, merge_all
+from sparkdrift.results import DriftResult
+from sparkdrift.stats import (
+    DEFAULT_PREDICTION_THRESHOLDS,
+    DEFAULT_STATISTICS,
+    STATISTICS,
+    StatParams,
+    breached,
+    compute,
+)
+
+
+def statistics_for(cfg: MonitorConfig, profile: FeatureProfile) -> tuple[str, ...]:
+    chosen = getattr(cfg.statistics, profile.kind)
+    return tuple(chosen) if chosen is not None else DEFAULT_STATISTICS[profile.kind]
+
+
+def threshold_for(cfg: MonitorConfig, profile: FeatureProfile, statistic: str) -> float | None:
+    """Most specific wins: per feature, then prediction thresholds, then global, then the registry default."""
+    per_feature = cfg.feature_thresholds.get(profile.name, {})
+    if statistic in per_feature:
+        return per_feature[statistic]
+    if profile.role == "prediction":
+        if statistic in cfg.prediction_thresholds:
+            return cfg.prediction_thresholds[statistic]
+        if statistic in DEFAULT_PREDICTION_THRESHOLDS:
+            return DEFAULT_PREDICTION_THRESHOLDS[statistic]
+    if statistic in cfg.thresholds:
+        return cfg.thresholds[statistic]
+    return STATISTICS[statistic].default_threshold
+
+
+def params_for(cfg: MonitorConfig) -> StatParams:
+    return StatParams(epsilon=cfg.statistics.epsilon, ks_alpha=cfg.statistics.ks_alpha)
+
+
+def compare(
+    cfg: MonitorConfig,
+    baseline_id: str,
+    profile: FeatureProfile,
+    reference: Histogram,
+    reference_label: str,
+    window_start: datetime,
+    window_end: datetime,
+    window: Histogram,
+) -> list[DriftResult]:
+    """Every configured statistic of one column for one window against one reference."""
+    params = params_for(cfg)
+    out = []
+    for name in statistics_for(cfg, profile):
+        stat = STATISTICS[name]
+        if profile.kind not in stat.kinds:
+            continue
+        res = compute(name, profile, reference, window, params)
+        threshold = threshold_for(cfg, profile, name)
+        out.append(
+            DriftResult(
+                monitor=cfg.monitor,
+                baseline_id=baseline_id,
+                window_start=window_start,
+                window_end=window_end,
+                feature=profile.name,
+                statistic=name,
+                value=res.value,
+                threshold=threshold,
+                drifted=breached(stat, res.value, threshold),
+                signal="prediction" if profile.role == "prediction" else "feature",
+                kind=profile.kind,
+                reference=reference_label,
+                lower=res.lower,
+                upper=res.upper,
+                p_value=res.p_value,
+                reference_rows=reference.n_rows,
+                window_rows=window.n_rows,
+                reason=res.reason,
+            )
+        )
+    return out
+
+
+def drift_results(
+    cfg: MonitorConfig,
+    baseline: BaselineProfile,
+    windows: Sequence[WindowHistograms],
+    history: Sequence[WindowHistograms] = (),
+) -> list[DriftResult]:
+    """Results for ``windows`` against every configured reference.
+
+    ``history`` holds earlier stored windows (oldest first) so the first new
+    window still has a previous-window and a rolling reference.
+    """
+    refs = cfg.references
+    ordered = sorted([*history, *windows], key=lambda w: w.window_start)
+    wanted = {w.window_start for w in windows}
+    out: list[DriftResult] = []
+    for pos, w in enumerate(ordered):
+        if w.window_start not in wanted:
+            continue
+        earlier = ordered[:pos]
+        for name, hist in w.histograms.items():
+            profile = baseline.features.get(name)
+            if profile is None:
+                continue
+            args = (w.window_start, w.window_end, hist)
+            if refs.baseline:
+                out += compare(cfg, baseline.baseline_id, profile, profile.baseline, "baseline", *args)
+            if refs.previous_window and earlier and name in earlier[-1].histograms:
+                prev = earlier[-1].histograms[name]
+                out += compare(cfg, baseline.baseline_id, profile, prev, "previous_window", *args)
+            if refs.rolling_windows and earlier:
+                recent = [e.histograms[name] for e in earlier[-refs.rolling_windows:] if name in e.histograms]
+                rolling = merge_all(recent, profile.n_bins)
+                label = f"rolling_{refs.rolling_windows}"
+                out += compare(cfg, baseline.baseline_id, profile, rolling, label, *args)
+    return out
