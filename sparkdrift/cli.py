@@ -5,6 +5,8 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
 
 from sparkdrift.errors import SparkDriftError
 
@@ -21,6 +23,46 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _session(args: argparse.Namespace):
+    from sparkdrift.session import get_session
+
+    return get_session(f"sparkdrift-{args.command}")
+
+
+def _cmd_baseline(args: argparse.Namespace) -> int:
+    from sparkdrift.baseline import build_baseline, describe_baseline, load_baseline, save_baseline
+    from sparkdrift.config import load_config
+
+    cfg = load_config(args.config)
+    spark = _session(args)
+    if args.action == "show":
+        print(describe_baseline(load_baseline(spark, cfg, args.baseline_id)))
+        return 0
+    profile = build_baseline(spark, cfg)
+    save_baseline(spark, cfg, profile)
+    print(describe_baseline(profile))
+    return 0
+
+
+def _cmd_detect(args: argparse.Namespace) -> int:
+    from sparkdrift.config import load_config
+    from sparkdrift.detect import run_detect
+    from sparkdrift.summary import format_summary
+
+    cfg = load_config(args.config)
+    as_of = datetime.fromisoformat(args.as_of) if args.as_of else None
+    outcome = run_detect(_session(args), cfg, as_of=as_of, report_dir=args.report_dir)
+    print(format_summary(cfg, outcome))
+    failed = [a for a in outcome.actions if a.status == "failed"]
+    return 1 if failed and cfg.actions.fail_on_error else 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from sparkdrift.demo import run_demo
+
+    return run_demo(_session(args), Path(args.folder))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sparkdrift",
@@ -32,6 +74,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check a monitor config and print what was understood")
     p.add_argument("config", help="monitor YAML file")
     p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("baseline", help="build (default) or show the baseline profile")
+    p.add_argument("action", nargs="?", choices=["build", "show"], default="build")
+    p.add_argument("--config", required=True, help="monitor YAML file")
+    p.add_argument("--baseline-id", help="show: a specific baseline (default: latest)")
+    p.set_defaults(func=_cmd_baseline)
+
+    p = sub.add_parser("detect", help="detect drift in new complete windows, log to Delta + MLflow, act")
+    p.add_argument("--config", required=True, help="monitor YAML file")
+    p.add_argument("--as-of", help="treat this ISO time as now (backfills, tests); default: now")
+    p.add_argument("--report-dir", help="write the HTML/JSON report here too")
+    p.set_defaults(func=_cmd_detect)
+
+    p = sub.add_parser("demo", help="generate a churn-model case and run the whole loop locally")
+    p.add_argument("--folder", default="sparkdrift-demo", help="where data, tables and MLflow go")
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 

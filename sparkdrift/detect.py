@@ -1,0 +1,265 @@
+"""The detect job: new complete windows -> histograms -> drift, quality -> tables, MLflow, report, policy.
+
+Only rows of windows not finished before are read (a timestamp predicate
+pushed to the scan), in one Spark pass; everything after that works on the
+small histograms on the driver.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sparkdrift.baseline import load_baseline
+from sparkdrift.config import MonitorConfig, duration_seconds
+from sparkdrift.cost import CostMeter
+from sparkdrift.drift import drift_results
+from sparkdrift.errors import TableError
+from sparkdrift.histograms import (
+    WindowHistograms,
+    check_columns,
+    count_windows,
+    last_window_start,
+    load_histograms,
+    time_range_filter,
+    write_histograms,
+)
+from sparkdrift.policy import WindowDecision, evaluate
+from sparkdrift.quality import quality_results
+from sparkdrift.results import DriftResult
+from sparkdrift.tables import merge_rows, read_table, require_columns
+from sparkdrift.windows import as_utc, naive_utc, window_end, window_start
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger("sparkdrift.detect")
+
+METRIC_KEYS = ["monitor", "baseline_id", "window_start", "feature", "statistic", "reference"]
+_METRICS_SCHEMA = (
+    "monitor string, baseline_id string, window_start timestamp, window_end timestamp, feature string, "
+    "signal string, kind string, statistic string, reference string, value double, lower double, "
+    "upper double, p_value double, threshold double, drifted boolean, reference_rows long, "
+    "window_rows long, reason string, mlflow_run_id string, computed_at timestamp"
+)
+SEVERITY_RANK = {"none": 0, "minor": 1, "moderate": 2, "severe": 3}
+
+
+@dataclass
+class DetectOutcome:
+    """What a detect run did, for the CLI summary, the demo and tests."""
+
+    message: str
+    windows: list[WindowHistograms] = field(default_factory=list)
+    results: list[DriftResult] = field(default_factory=list)
+    decisions: list[WindowDecision] = field(default_factory=list)
+    actions: list = field(default_factory=list)
+    run_id: str | None = None
+    run_url: str | None = None
+    report_dir: Path | None = None
+    cost: dict[str, float] = field(default_factory=dict)
+    baseline_id: str | None = None
+    null_timestamps: int = 0
+
+    @property
+    def severity(self) -> str:
+        return max((d.severity for d in self.decisions), key=SEVERITY_RANK.__getitem__, default="none")
+
+
+def plan_range(
+    last_start: datetime | None, cfg: MonitorConfig, as_of: datetime
+) -> tuple[datetime | None, datetime]:
+    """[start, end) of the rows to read: from after the last stored window to the last complete one.
+
+    A window is complete once its end plus the lateness has passed; the
+    last ``recompute_windows`` stored windows are re-read and replaced whole.
+    """
+    g = duration_seconds(cfg.production.granularity)
+    lateness = timedelta(seconds=duration_seconds(cfg.production.lateness))
+    end = window_start(as_of - lateness, g)
+    if last_start is not None:
+        start = window_end(last_start, g) - timedelta(seconds=g * cfg.production.recompute_windows)
+    elif cfg.production.start:
+        start = window_start(datetime.fromisoformat(cfg.production.start), g)
+    else:
+        start = None
+    return start, end
+
+
+def _metric_rows(results: list[DriftResult], run_id: str | None, now: datetime) -> list[tuple]:
+    rows = []
+    for r in results:
+        d = r.to_dict()
+        rows.append((
+            d["monitor"], d["baseline_id"], naive_utc(r.window_start), naive_utc(r.window_end), d["feature"],
+            d["signal"], d["kind"], d["statistic"], d["reference"], d["value"], d["lower"], d["upper"],
+            d["p_value"], d["threshold"], bool(d["drifted"]), int(d["reference_rows"]), int(d["window_rows"]),
+            d["reason"], run_id, naive_utc(now),
+        ))
+    return rows
+
+
+def window_summaries(results: list[DriftResult], decisions: list[WindowDecision]) -> list[dict]:
+    """Per-window summary metrics for MLflow: score, drifted count/share, prediction drift, severity."""
+    out = []
+    for d in decisions:
+        s = {
+            "window_start": d.window_start,
+            "window_end": d.window_end,
+            "drift.score": d.score,
+            "drift.n_drifted": d.n_drifted,
+            "drift.share_drifted": d.share_drifted,
+            "drift.severity": SEVERITY_RANK[d.severity],
+        }
+        mine = [r for r in results if r.window_start == d.window_start and r.reference == "baseline"]
+        pred = [r.value for r in mine if r.signal == "prediction" and r.statistic == "psi" and not math.isnan(r.value)]
+        if pred:
+            s["prediction.psi_max"] = max(pred)
+        s["quality.n_breached"] = sum(1 for r in mine if r.signal == "quality" and r.drifted)
+        out.append(s)
+    return out
+
+
+def run_detect(
+    spark: "SparkSession",
+    cfg: MonitorConfig,
+    *,
+    as_of: datetime | None = None,
+    report_dir: str | Path | None = None,
+) -> DetectOutcome:
+    """Detect drift in every newly completed window; safe to rerun (MERGE, dedup)."""
+    from sparkdrift import actions as actions_mod
+    from sparkdrift import report, tracking
+
+    as_of = as_utc(as_of or datetime.now(timezone.utc))
+    g = duration_seconds(cfg.production.granularity)
+    meter = CostMeter(spark, "detect")
+    try:
+        with meter.stage("load_baseline"):
+            baseline = load_baseline(spark, cfg)
+            prod = read_table(spark, cfg.production.table, version=cfg.production.version, filter=cfg.production.filter)
+            require_columns(prod, [cfg.production.timestamp_column])
+            hist_table = cfg.output_table("histograms")
+            start, end = plan_range(last_window_start(spark, hist_table, cfg.monitor, baseline.baseline_id), cfg, as_of)
+        if start is not None and start >= end:
+            return DetectOutcome(
+                f"no new complete windows: next window ends after {naive_utc(end)} + lateness "
+                f"{cfg.production.lateness}; nothing to do",
+                baseline_id=baseline.baseline_id,
+            )
+        profiles = list(baseline.features.values())
+        usable, issues = check_columns(prod.df, profiles)
+        for issue in issues:
+            log.warning("column %s in %s: %s (flagged, other columns proceed)", issue.feature, cfg.production.table, issue.detail)
+        rows = prod.df.filter(time_range_filter(cfg.production.timestamp_column, start, end))
+        with meter.stage("count_windows"):
+            counted = count_windows(rows, usable, cfg.production.timestamp_column, g)
+        windows = counted.windows
+        if counted.null_timestamps:
+            log.warning("%d rows in %s have a null %s: counted in no window", counted.null_timestamps,
+                        cfg.production.table, cfg.production.timestamp_column)
+        if not windows:
+            return DetectOutcome(
+                f"no rows in {cfg.production.table} between {naive_utc(start) if start else 'the beginning'} "
+                f"and {naive_utc(end)}; nothing written",
+                baseline_id=baseline.baseline_id,
+                null_timestamps=counted.null_timestamps,
+            )
+        log.info("counted %d windows x %d columns (%s .. %s)", len(windows), len(usable),
+                 naive_utc(windows[0].window_start), naive_utc(windows[-1].window_end))
+        with meter.stage("write_histograms"):
+            write_histograms(spark, hist_table, cfg.monitor, baseline.baseline_id, windows, prod.version)
+            depth = max(cfg.references.rolling_windows, 7, cfg.policy.consecutive_windows)
+            history = load_histograms(spark, hist_table, cfg.monitor, baseline.baseline_id,
+                                      before=windows[0].window_start, last=depth)
+        extra = _extra_columns(spark, cfg, baseline, prod.df.columns)
+        with meter.stage("statistics"):
+            results = drift_results(cfg, baseline, windows, history)
+            results += quality_results(cfg, baseline, windows, history, issues, extra)
+            past = drift_results(cfg, baseline, history) + quality_results(cfg, baseline, history)
+            decisions_all = evaluate(cfg.policy, past + results)
+            new_starts = {w.window_start for w in windows}
+            decisions = [d for d in decisions_all if d.window_start in new_starts]
+        window_range = (windows[0].window_start, windows[-1].window_end)
+        versions = {"production": prod.version, "baseline": baseline.source_version}
+        with tracking.start_run(cfg, job="detect", window_range=window_range, baseline_id=baseline.baseline_id,
+                                source_versions=versions) as run:
+            run_id = run.info.run_id
+            with meter.stage("write_metrics"):
+                now = datetime.now(timezone.utc)
+                df = spark.createDataFrame(_metric_rows(results, run_id, now), _METRICS_SCHEMA)
+                merge_rows(spark, df, cfg.output_table("metrics"), METRIC_KEYS)
+            with meter.stage("mlflow"):
+                run.log_results(results, g)
+                run.log_summaries(window_summaries(results, decisions), g)
+            with meter.stage("actions"):
+                records = actions_mod.apply_actions(spark, cfg, decisions, run_id, run.info.url)
+            outcome = DetectOutcome(
+                message=f"{len(windows)} windows checked",
+                windows=windows, results=results, decisions=decisions, actions=records, run_id=run_id,
+                run_url=run.info.url, baseline_id=baseline.baseline_id, null_timestamps=counted.null_timestamps,
+            )
+            cost = meter.summary()
+            outcome.cost = cost
+            run.log_cost(cost)
+            folder = Path(report_dir or cfg.output.report_dir or tempfile.mkdtemp(prefix="sparkdrift-report-"))
+            if cfg.output.report_dir or report_dir:
+                folder = folder / cfg.monitor / (run_id or naive_utc(as_of).strftime("%Y%m%dT%H%M%S"))
+            report.write_report(
+                folder,
+                monitor=cfg.monitor,
+                run_id=run_id,
+                results=results,
+                decisions=[_decision_dict(d) for d in decisions],
+                overlays=_overlays(baseline, windows, results),
+                cost=cost,
+            )
+            run.log_artifacts(folder)
+            outcome.report_dir = folder
+            run.set_tags({
+                "sparkdrift.severity": outcome.severity,
+                "sparkdrift.drifted_features": ",".join(sorted({f for d in decisions for f in d.drifted})) or "-",
+                "sparkdrift.actions": ",".join(f"{a.action}:{a.status}" for a in records) or "-",
+                "sparkdrift.null_timestamps": str(counted.null_timestamps),
+            })
+        return outcome
+    finally:
+        meter.close()
+
+
+def _decision_dict(d: WindowDecision) -> dict:
+    return {
+        "window_start": d.window_start,
+        "window_end": d.window_end,
+        "severity": d.severity,
+        "score": d.score,
+        "rules": list(d.rules),
+        "n_drifted": d.n_drifted,
+        "drifted": d.drifted,
+    }
+
+
+def _overlays(baseline, windows: list[WindowHistograms], results: list[DriftResult]) -> dict:
+    """Baseline vs latest-window histograms of the columns that drifted in any window."""
+    drifted = {r.feature for r in results if r.drifted and r.signal in ("feature", "prediction")}
+    last = windows[-1]
+    out = {}
+    for name in sorted(drifted):
+        p = baseline.features.get(name)
+        if p is not None and name in last.histograms:
+            out[name] = (p, p.baseline, last.histograms[name])
+    return out
+
+
+def _extra_columns(spark, cfg: MonitorConfig, baseline, production_columns: list[str]) -> list[str]:
+    """Production columns the baseline table never had (schema drift), from table metadata only."""
+    try:
+        base_cols = set(read_table(spark, baseline.source_table, version=baseline.source_version).df.columns)
+    except TableError:
+        return []
+    ignore = {cfg.production.timestamp_column, cfg.id_column, cfg.label.column, *cfg.prediction.columns}
+    return sorted(c for c in production_columns if c not in base_cols and c not in ignore)

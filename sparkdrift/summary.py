@@ -1,0 +1,59 @@
+"""The console summary a detect run ends with: windows, drifted columns, severity, actions, where to look."""
+from __future__ import annotations
+
+import math
+
+from sparkdrift.config import MonitorConfig
+
+
+def _fmt(v: float) -> str:
+    return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+
+def format_summary(cfg: MonitorConfig, outcome) -> str:
+    """A readable table of the run (the same facts the MLflow run holds)."""
+    lines = [f"sparkdrift detect: monitor {cfg.monitor}"]
+    if not outcome.windows:
+        lines.append(f"  {outcome.message}")
+        return "\n".join(lines)
+    first, last = outcome.windows[0].window_start, outcome.windows[-1].window_end
+    lines.append(
+        f"  windows: {len(outcome.windows)} ({first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC), "
+        f"baseline {outcome.baseline_id}, overall severity: {outcome.severity.upper()}"
+    )
+    if outcome.null_timestamps:
+        lines.append(f"  rows with a null timestamp (in no window): {outcome.null_timestamps}")
+    lines.append("")
+    lines.append(f"  {'window':<17} {'severity':<9} {'score':>6} {'drifted':>7}  features (statistic=value)")
+    for d in outcome.decisions:
+        feats = "; ".join(
+            f"{name} " + ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(stats.items()))
+            for name, stats in sorted(d.drifted.items())
+        )
+        lines.append(
+            f"  {d.window_start:%Y-%m-%d %H:%M} {d.severity:<9} {_fmt(d.score):>6} {d.n_drifted:>7}  {feats or '-'}"
+        )
+    fired = [d for d in outcome.decisions if d.rules]
+    if fired:
+        lines.append("")
+        lines.append(f"  rules that fired in the latest breached window: {'; '.join(fired[-1].rules)}")
+    lines.append("")
+    if outcome.actions:
+        lines.append("  actions:")
+        for a in outcome.actions:
+            ran = f" -> run {a.retrain_run_id}" if getattr(a, "retrain_run_id", None) else ""
+            lines.append(f"    {a.action} ({a.kind}) for {a.window_start:%Y-%m-%d %H:%M}: {a.status}{ran}")
+    else:
+        lines.append("  actions: none")
+    c = outcome.cost
+    if c:
+        lines.append(
+            f"  cost: {int(c.get('rows_read', 0)):,} rows / {c.get('bytes_read', 0) / 1e6:.1f} MB read, "
+            f"task time {c.get('task_time_s', 0):.1f}s, wall {c.get('wall_time_s', 0):.1f}s"
+        )
+    if outcome.run_id:
+        lines.append(f"  MLflow run: {outcome.run_id}  {outcome.run_url or ''}")
+    if outcome.report_dir:
+        lines.append(f"  report: {outcome.report_dir / 'drift_report.html'}")
+    lines.append(f"  tables: {cfg.output_table('metrics')}, {cfg.output_table('histograms')}, {cfg.output_table('actions')}")
+    return "\n".join(lines)
