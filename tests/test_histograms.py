@@ -110,3 +110,23 @@ def test_strings_that_fail_the_numeric_type_count_as_invalid(spark, setup):
     (w,) = count_windows(df, profiles, "ts", 86400).windows
     h = w.histograms["x"]
     assert (h.invalid, h.nulls, int(h.counts.sum()) + h.underflow + h.overflow) == (1, 1, 1)
+
+
+def test_time_filter_prunes_files_of_other_days(spark, tmp_path, setup):
+    """Appending a day as a new commit, then reading only that day, scans only its file(s)."""
+    from sparkdrift.histograms import time_range_filter
+
+    profiles, *_ = setup
+    path = str(tmp_path / "log")
+    day1 = [(datetime(2026, 1, 1, h), float(h), "a") for h in range(24)]
+    day2 = [(datetime(2026, 1, 2, h), float(h), "b") for h in range(24)]
+    schema = "ts timestamp, x double, c string"
+    spark.createDataFrame(day1, schema).coalesce(1).write.format("delta").save(path)
+    spark.createDataFrame(day2, schema).coalesce(1).write.format("delta").mode("append").save(path)
+    df = spark.read.format("delta").load(path)
+    cond = time_range_filter("ts", datetime(2026, 1, 2, tzinfo=timezone.utc), datetime(2026, 1, 3, tzinfo=timezone.utc))
+    result = count_windows(df.filter(cond), profiles, "ts", 86400)
+    assert [w.rows for w in result.windows] == [24]
+    assert (result.scan.files, result.scan.rows) == (1, 24)
+    full = count_windows(df, profiles, "ts", 86400)
+    assert (full.scan.files, full.scan.rows) == (2, 48)
