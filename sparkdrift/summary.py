@@ -48,7 +48,8 @@ def format_summary(cfg: MonitorConfig, outcome) -> str:
     c = outcome.cost
     if c:
         lines.append(
-            f"  cost: {int(c.get('rows_read', 0)):,} rows / {c.get('bytes_read', 0) / 1e6:.1f} MB read, "
+            f"  cost: {int(c.get('scan_rows', 0)):,} rows in {int(c.get('scan_files', 0))} files "
+            f"({c.get('scan_bytes', 0) / 1e6:.1f} MB) scanned, "
             f"task time {c.get('task_time_s', 0):.1f}s, wall {c.get('wall_time_s', 0):.1f}s"
         )
     if outcome.run_id:
