@@ -137,6 +137,8 @@ class Label:
     id_column: str | None = _c(None, "key joining predictions and labels", None)
     positive: str | None = _c(None, "positive class for precision/recall (score kind: 1)", None)
     threshold: float = _c(_alpha, "score cut-off for class metrics", 0.5)
+    timestamp_column: str | None = _c(None, "labels table: when the label arrived (incremental label reads)", None)
+    max_delay: str = _c(_duration, "labels table: how long after a prediction its label may still arrive", "7d")
 
 
 @dataclass(frozen=True)

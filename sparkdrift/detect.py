@@ -20,6 +20,7 @@ from sparkdrift.cost import CostMeter
 from sparkdrift.drift import drift_results
 from sparkdrift.errors import TableError
 from sparkdrift.histograms import (
+    Slot,
     WindowHistograms,
     check_columns,
     count_windows,
@@ -28,6 +29,7 @@ from sparkdrift.histograms import (
     time_range_filter,
     write_histograms,
 )
+from sparkdrift.performance import SLOT, key_and_value, performance_results, slot_size
 from sparkdrift.policy import WindowDecision, evaluate
 from sparkdrift.quality import quality_results
 from sparkdrift.results import DriftResult
@@ -156,8 +158,9 @@ def run_detect(
         for issue in issues:
             log.warning("column %s in %s: %s (flagged, other columns proceed)", issue.feature, cfg.production.table, issue.detail)
         rows = prod.df.filter(time_range_filter(cfg.production.timestamp_column, start, end))
+        slots = performance_slots(cfg, prod.df.columns)
         with meter.stage("count_windows"):
-            counted = count_windows(rows, usable, cfg.production.timestamp_column, g)
+            counted = count_windows(rows, usable, cfg.production.timestamp_column, g, slots)
         windows = counted.windows
         if counted.null_timestamps:
             log.warning("%d rows in %s have a null %s: counted in no window", counted.null_timestamps,
@@ -171,8 +174,13 @@ def run_detect(
             )
         log.info("counted %d windows x %d columns (%s .. %s)", len(windows), len(usable),
                  naive_utc(windows[0].window_start), naive_utc(windows[-1].window_end))
+        late_labels: list[WindowHistograms] = []
+        if cfg.label.table and cfg.prediction.columns:
+            with meter.stage("late_labels"):
+                late_labels = labels_pass(spark, cfg, prod.df, end)
         with meter.stage("write_histograms"):
             write_histograms(spark, hist_table, cfg.monitor, baseline.baseline_id, windows, prod.version)
+            write_histograms(spark, hist_table, cfg.monitor, baseline.baseline_id, late_labels, prod.version)
             depth = max(cfg.references.rolling_windows, 7, cfg.policy.consecutive_windows)
             history = load_histograms(spark, hist_table, cfg.monitor, baseline.baseline_id,
                                       before=windows[0].window_start, last=depth)
@@ -180,6 +188,9 @@ def run_detect(
         with meter.stage("statistics"):
             results = drift_results(cfg, baseline, windows, history)
             results += quality_results(cfg, baseline, windows, history, issues, extra)
+            if slots or late_labels:
+                perf_windows = late_labels or windows
+                results += performance_results(cfg, baseline.baseline_id, perf_windows, baseline.performance)
             past = drift_results(cfg, baseline, history) + quality_results(cfg, baseline, history)
             decisions_all = evaluate(cfg.policy, past + results)
             new_starts = {w.window_start for w in windows}
@@ -231,6 +242,48 @@ def run_detect(
         return outcome
     finally:
         meter.close()
+
+
+def performance_slots(cfg: MonitorConfig, columns: list[str]) -> list[Slot]:
+    """The performance slot when labels sit in the production table itself (same pass, no extra scan)."""
+    from sparkdrift.tables import qcol
+
+    label = cfg.label.column
+    if cfg.label.table or not label or not cfg.prediction.columns or label not in columns:
+        return []
+    pred = cfg.prediction.columns[0]
+    if pred not in columns:
+        return []
+    key, value = key_and_value(cfg.prediction.kind, qcol(pred), qcol(label), cfg.label.positive)
+    return [Slot(SLOT, key, value, slot_size(cfg.prediction.kind))]
+
+
+def labels_pass(spark, cfg: MonitorConfig, production, end: datetime) -> list[WindowHistograms]:
+    """Performance of recent windows from a separate, delayed labels table.
+
+    Labels arrive days after predictions, so every window of the last
+    ``label.max_delay`` is recomputed whole from (production x labels) and
+    replaces its stored performance histogram: a window's performance
+    improves in coverage as its labels arrive. This is the one extra read of
+    production rows, limited to that recent range and to id, time and prediction.
+    """
+    from sparkdrift.tables import qcol
+
+    lab = read_table(spark, cfg.label.table)
+    require_columns(lab, [cfg.label.id_column, cfg.label.column])
+    g = duration_seconds(cfg.production.granularity)
+    since = window_start(end - timedelta(seconds=duration_seconds(cfg.label.max_delay)), g)
+    ts, pred, key_col = cfg.production.timestamp_column, cfg.prediction.columns[0], cfg.label.id_column
+    preds = production.filter(time_range_filter(ts, since, end)).select(
+        qcol(key_col).alias("_id"), qcol(ts).alias("_ts"), qcol(pred).alias("_pred")
+    )
+    labels = lab.df.select(qcol(key_col).alias("_id"), qcol(cfg.label.column).alias("_label")).dropDuplicates(["_id"])
+    joined = preds.join(labels, "_id", "inner")
+    from pyspark.sql import functions as F
+
+    key, value = key_and_value(cfg.prediction.kind, F.col("_pred"), F.col("_label"), cfg.label.positive)
+    slot = Slot(SLOT, key, value, slot_size(cfg.prediction.kind))
+    return count_windows(joined, [], "_ts", g, [slot]).windows
 
 
 def _decision_dict(d: WindowDecision) -> dict:

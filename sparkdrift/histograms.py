@@ -100,8 +100,23 @@ def _categorical_key(p: FeatureProfile, raw: "Column") -> "Column":
     return F.when(raw.isNull(), F.lit(NULL)).otherwise(F.coalesce(mapping[value], fallback))
 
 
-def binned_entries(df: "DataFrame", profiles: list[FeatureProfile], ts_column: str, granularity_s: int) -> "DataFrame":
-    """One (window_start, feature index, key, value) row per input row and column, before aggregation."""
+@dataclass(frozen=True)
+class Slot:
+    """An extra keyed count in the same pass (e.g. performance by label x prediction)."""
+
+    name: str
+    key: "Column"
+    value: "Column"
+    n_bins: int
+
+
+def binned_entries(
+    df: "DataFrame", profiles: list[FeatureProfile], ts_column: str, granularity_s: int, slots: list[Slot] = ()
+) -> "DataFrame":
+    """One (window_start, feature index, key, value) row per input row and column, before aggregation.
+
+    Slots follow the profiles, with feature indexes len(profiles), len(profiles) + 1, ...
+    """
     from pyspark.ml.feature import Bucketizer
     from pyspark.sql import functions as F
 
@@ -109,6 +124,8 @@ def binned_entries(df: "DataFrame", profiles: list[FeatureProfile], ts_column: s
     window = window_start_column(qcol(ts_column), granularity_s).alias("window_start")
     numeric = [(i, p) for i, p in enumerate(profiles) if p.kind == "numeric" and p.edges]
     cols = [window]
+    for j, slot in enumerate(slots):
+        cols += [slot.key.alias(f"sk{j}"), slot.value.cast("double").alias(f"sv{j}")]
     for i, p in enumerate(profiles):
         raw = qcol(p.name)
         cols.append(raw.alias(f"r{i}"))
@@ -136,11 +153,13 @@ def binned_entries(df: "DataFrame", profiles: list[FeatureProfile], ts_column: s
             value = F.lit(None).cast("double")
             key = _categorical_key(p, raw)
         parts += [F.lit(i), key, value]
+    for j, _ in enumerate(slots):
+        parts += [F.lit(len(profiles) + j), F.col(f"sk{j}").cast("int"), F.col(f"sv{j}")]
     exprs = ", ".join(f"col{j}" for j in range(len(parts)))
     staged = staged.select(F.col("window_start"), *[c.alias(f"col{j}") for j, c in enumerate(parts)])
     return staged.select(
         "window_start",
-        F.expr(f"stack({len(profiles)}, {exprs}) as (feature_idx, key, value)"),
+        F.expr(f"stack({len(profiles) + len(slots)}, {exprs}) as (feature_idx, key, value)"),
     )
 
 
@@ -158,7 +177,9 @@ def aggregate_entries(entries: "DataFrame") -> "DataFrame":
     )
 
 
-def assemble(rows: list, profiles: list[FeatureProfile], granularity_s: int) -> list[WindowHistograms]:
+def assemble(
+    rows: list, profiles: list[FeatureProfile], granularity_s: int, slots: list[Slot] = ()
+) -> list[WindowHistograms]:
     """Turn the collected (window, feature, key) aggregates into Histogram values."""
     from sparkdrift.windows import as_utc, window_end
 
@@ -183,9 +204,27 @@ def assemble(rows: list, profiles: list[FeatureProfile], granularity_s: int) -> 
             keys = f.get("keys", {})
             hists[p.name] = _histogram(p, keys, f)
             rows_in_window = max(rows_in_window, sum(keys.values()))
+        for j, slot in enumerate(slots):
+            f = acc[start].get(len(profiles) + j, {"keys": {}})
+            hists[slot.name] = _slot_histogram(slot, f.get("keys", {}), f)
         s = as_utc(start)
         out.append(WindowHistograms(s, window_end(s, granularity_s), rows_in_window, hists))
     return out
+
+
+def _slot_histogram(slot: Slot, keys: dict[int, int], moments: dict) -> Histogram:
+    counts = np.zeros(slot.n_bins, dtype=np.int64)
+    for k, n in keys.items():
+        if 0 <= k < slot.n_bins:
+            counts[k] = n
+    return Histogram(
+        counts=counts,
+        nulls=keys.get(NULL, 0),
+        value_sum=float(moments.get("s", 0.0)),
+        value_sum_sq=float(moments.get("ss", 0.0)),
+        min=float(moments.get("lo", np.nan)),
+        max=float(moments.get("hi", np.nan)),
+    )
 
 
 def _histogram(p: FeatureProfile, keys: dict[int, int], moments: dict) -> Histogram:
@@ -268,15 +307,16 @@ def count_windows(
     profiles: list[FeatureProfile],
     ts_column: str,
     granularity_s: int,
+    slots: list[Slot] = (),
 ) -> CountResult:
     """Histograms per window for ``profiles`` over the rows of ``df`` (one scan).
 
     Rows with a null timestamp belong to no window; they are counted in the
     same aggregation and reported, not dropped silently.
     """
-    if not profiles:
+    if not profiles and not slots:
         return CountResult([], 0)
-    agg = aggregate_entries(binned_entries(df, profiles, ts_column, granularity_s))
+    agg = aggregate_entries(binned_entries(df, profiles, ts_column, granularity_s, slots))
     rows = agg.collect()
     null_ts = sum(int(r["n"]) for r in rows if r["window_start"] is None and r["feature_idx"] == 0)
     try:
@@ -284,7 +324,7 @@ def count_windows(
     except Exception as exc:  # plan internals differ across runtimes; metrics are a bonus
         log.debug("scan metrics unavailable: %s", exc)
         scan = ScanMetrics()
-    return CountResult(assemble(rows, profiles, granularity_s), null_ts, scan)
+    return CountResult(assemble(rows, profiles, granularity_s, slots), null_ts, scan)
 
 
 def time_range_filter(ts_column: str, start: datetime | None, end: datetime | None) -> "Column":

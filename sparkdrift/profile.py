@@ -224,6 +224,7 @@ class BaselineProfile:
     config_hash: str
     row_count: int
     features: dict[str, FeatureProfile] = field(default_factory=dict)
+    performance: Histogram | None = None  # label x prediction counts (see performance.py), if labelled
 
     def with_features(self, features: dict[str, FeatureProfile]) -> "BaselineProfile":
         return replace(self, features=features)

@@ -1,0 +1,143 @@
+"""Model performance from aggregates: the same mergeable Histogram, keyed by (label, prediction).
+
+One extra slot in the production pass (no extra scan when labels live in the
+production table) counts, per window:
+
+* ``score`` predictions (binary, probability in [0, 1]): key = label * G + bin,
+  with G = 1000 equal-width score bins. Confusion counts at the configured
+  threshold are exact (the threshold is rounded to the grid); ROC AUC counts
+  pairs in different bins exactly and the pairs sharing a bin as ties, so the
+  exact AUC lies within ``[auc_lower, auc_upper]`` = estimate -+ half the
+  share of same-bin pairs.
+* ``class`` predictions: key = 2 * (label is positive) + (prediction is positive).
+* ``regression``: key 0, value = |error| (sum -> MAE) with sum of squares (-> RMSE).
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sparkdrift.profile import Histogram
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column
+
+SCORE_BINS = 1000
+SLOT = "__performance__"
+
+
+def slot_size(kind: str) -> int:
+    return {"score": 2 * SCORE_BINS, "class": 4, "regression": 1}[kind]
+
+
+def key_and_value(kind: str, prediction: "Column", label: "Column", positive: str | None) -> tuple["Column", "Column"]:
+    """Spark expressions for the performance slot's key (-1 when label or prediction is null) and value."""
+    from pyspark.sql import functions as F
+
+    missing = prediction.isNull() | label.isNull()
+    if kind == "score":
+        score = prediction.cast("double")
+        bin_ = F.least(F.greatest(F.floor(score * SCORE_BINS), F.lit(0)), F.lit(SCORE_BINS - 1))
+        is_pos = (label.cast("string") == F.lit(positive or "1")) | (label.cast("string") == F.lit("1.0"))
+        key = F.when(missing | F.isnan(score), F.lit(-1)).otherwise(
+            F.when(is_pos, F.lit(SCORE_BINS)).otherwise(F.lit(0)) + bin_.cast("int")
+        )
+        return key.cast("int"), F.lit(None).cast("double")
+    if kind == "class":
+        pos = F.lit(positive or "1")
+        key = F.when(missing, F.lit(-1)).otherwise(
+            F.when(label.cast("string") == pos, F.lit(2)).otherwise(F.lit(0))
+            + F.when(prediction.cast("string") == pos, F.lit(1)).otherwise(F.lit(0))
+        )
+        return key.cast("int"), F.lit(None).cast("double")
+    err = F.abs(prediction.cast("double") - label.cast("double"))
+    return F.when(missing, F.lit(-1)).otherwise(F.lit(0)).cast("int"), err
+
+
+def _safe(num: float, den: float) -> float:
+    return num / den if den else math.nan
+
+
+def metrics(kind: str, h: Histogram, threshold: float = 0.5) -> dict[str, tuple[float, float | None, float | None]]:
+    """name -> (value, lower, upper) from one performance histogram; NaN when undefined."""
+    if kind == "regression":
+        n = int(h.counts.sum())
+        return {
+            "mae": (_safe(h.value_sum, n), None, None),
+            "rmse": (math.sqrt(h.value_sum_sq / n) if n else math.nan, None, None),
+        }
+    if kind == "class":
+        tn, fp, fn, tp = (int(c) for c in h.counts)
+    else:
+        neg, pos = h.counts[:SCORE_BINS].astype(float), h.counts[SCORE_BINS:].astype(float)
+        k = int(round(threshold * SCORE_BINS))
+        tp, fn = int(pos[k:].sum()), int(pos[:k].sum())
+        fp, tn = int(neg[k:].sum()), int(neg[:k].sum())
+    n = tp + tn + fp + fn
+    precision = _safe(tp, tp + fp)
+    recall = _safe(tp, tp + fn)
+    f1 = _safe(2 * precision * recall, precision + recall) if not math.isnan(precision + recall) else math.nan
+    out = {
+        "accuracy": (_safe(tp + tn, n), None, None),
+        "precision": (precision, None, None),
+        "recall": (recall, None, None),
+        "f1": (f1, None, None),
+    }
+    if kind == "score":
+        out["auc"] = auc_with_bounds(neg, pos)
+    return out
+
+
+def auc_with_bounds(neg: np.ndarray, pos: np.ndarray) -> tuple[float, float | None, float | None]:
+    """ROC AUC from per-class score histograms: pairs in one bin are the only unknowns."""
+    n_pos, n_neg = pos.sum(), neg.sum()
+    if n_pos == 0 or n_neg == 0:
+        return (math.nan, None, None)
+    neg_below = np.concatenate([[0.0], np.cumsum(neg)[:-1]])
+    wins = float((pos * neg_below).sum())
+    same = float((pos * neg).sum())
+    pairs = float(n_pos * n_neg)
+    return ((wins + 0.5 * same) / pairs, wins / pairs, (wins + same) / pairs)
+
+
+_HIGHER_IS_BETTER = {"accuracy", "precision", "recall", "f1", "auc"}
+
+
+def performance_results(cfg, baseline_id: str, windows, baseline_hist: Histogram | None) -> list:
+    """DriftResults (signal ``performance``) per window: absolute floors and share of baseline.
+
+    A metric breaches when it is below its absolute floor (accuracy, AUC from
+    the playbook) or below ``performance.relative`` x the baseline's value
+    (for errors, MAE/RMSE above baseline / relative).
+    """
+    from sparkdrift.results import DriftResult
+
+    kind, column = cfg.prediction.kind, cfg.prediction.columns[0]
+    floors = {"accuracy": cfg.performance.accuracy, "auc": cfg.performance.auc}
+    base = metrics(kind, baseline_hist, cfg.label.threshold) if baseline_hist is not None and baseline_hist.counts.sum() else {}
+    out = []
+    for w in windows:
+        h = w.histograms.get(SLOT)
+        if h is None or int(h.counts.sum()) == 0:
+            continue
+        for name, (value, lower, upper) in metrics(kind, h, cfg.label.threshold).items():
+            ref = base.get(name, (math.nan,))[0]
+            rel = cfg.performance.relative
+            if name in _HIGHER_IS_BETTER:
+                limits = [v for v in (floors.get(name), ref * rel if not math.isnan(ref) else None) if v is not None]
+                threshold = max(limits) if limits else None
+                drifted = threshold is not None and not math.isnan(value) and value < threshold
+            else:
+                threshold = ref / rel if not math.isnan(ref) else None
+                drifted = threshold is not None and not math.isnan(value) and value > threshold
+            out.append(DriftResult(
+                monitor=cfg.monitor, baseline_id=baseline_id, window_start=w.window_start, window_end=w.window_end,
+                feature=column, statistic=name, value=value, threshold=threshold, drifted=drifted,
+                signal="performance", kind="numeric", lower=lower, upper=upper,
+                reference_rows=int(baseline_hist.counts.sum()) if baseline_hist is not None else 0,
+                window_rows=int(h.counts.sum()),
+                reason=None if not math.isnan(value) else "undefined on this window (e.g. one class only)",
+            ))
+    return out
