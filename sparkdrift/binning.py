@@ -23,11 +23,18 @@ def make_edges(quantiles: Sequence[float], minimum: float, maximum: float) -> tu
 
     Duplicates (discrete, constant or zero-heavy features) collapse into one
     cut, and the baseline min and max are always cuts, so every bin is valid.
+    Each repeated value also gets the cut just above it, so an atom never
+    shares a bin with the values above it (KS and Wasserstein stay exact there).
     """
     q = np.asarray([v for v in quantiles if v is not None], dtype=float)
     q = q[np.isfinite(q)]
     q = np.clip(q, minimum, maximum)
-    return tuple(float(v) for v in np.unique(np.concatenate([[minimum], q, [maximum]])))
+    values, repeats = np.unique(q, return_counts=True)
+    # A value repeated across quantiles is an atom (a discrete value, the zeros of a
+    # zero-heavy feature): close its bin one float above it so it is a bin of its own.
+    atoms = values[(repeats > 1) & (values < maximum)]
+    cuts = np.concatenate([[minimum], values, np.nextafter(atoms, np.inf), [maximum]])
+    return tuple(float(v) for v in np.unique(np.clip(cuts, minimum, maximum)))
 
 
 def coarse_starts(edges: Sequence[float], coarse_bins: int, fine_quantiles: Sequence[float]) -> tuple[int, ...]:

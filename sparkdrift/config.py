@@ -163,7 +163,10 @@ class References:
 class Statistics:
     numeric: tuple[str, ...] | None = _c(None, "statistics for numeric columns (default: registry's)", None)
     categorical: tuple[str, ...] | None = _c(None, "statistics for categorical columns", None)
-    epsilon: float = _c(_gt0, "smoothing for empty bins in PSI", 1e-4)
+    epsilon: float = _c(lambda v: None if 0 < v < 0.5 else "expected a number in (0, 0.5)",
+                        "smoothing for empty bins in PSI", 1e-4)
+    divergence_bins: Literal["coarse", "fine"] = _c(
+        None, "bins for JS/Hellinger on numeric columns (fine bins are noisy on small windows)", "coarse")
     ks_alpha: float = _c(_alpha, "significance for the robust KS critical value", 0.05)
 
 

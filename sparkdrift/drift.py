@@ -43,7 +43,8 @@ def threshold_for(cfg: MonitorConfig, profile: FeatureProfile, statistic: str) -
 
 
 def params_for(cfg: MonitorConfig) -> StatParams:
-    return StatParams(epsilon=cfg.statistics.epsilon, ks_alpha=cfg.statistics.ks_alpha)
+    s = cfg.statistics
+    return StatParams(epsilon=s.epsilon, ks_alpha=s.ks_alpha, divergence_bins=s.divergence_bins)
 
 
 def compare(

@@ -626,7 +626,7 @@ STATISTICS: dict[str, Statistic] = {
     for s in (
         Statistic("psi", BOTH, "above", 0.2, psi, "population stability index"),
         Statistic("ks", NUMERIC, "above", 0.1, ks, "Kolmogorov-Smirnov statistic"),
-        Statistic("ks_robust", NUMERIC, "above", 0.0, ks_robust, "KS minus its critical value"),
+        Statistic("ks_robust", NUMERIC, "above", 0.05, ks_robust, "KS minus its critical value"),
         Statistic("js", BOTH, "above", 0.1, js, "Jensen-Shannon distance (base 2)"),
         Statistic("wasserstein", NUMERIC, "above", 0.1, wasserstein, "Wasserstein-1 / baseline std"),
         Statistic("hellinger", BOTH, "above", 0.1, hellinger, "Hellinger distance"),
