@@ -1,0 +1,719 @@
+"""The drift report: a JSON file for machines, a self-contained HTML page and PNGs for people.
+
+Written into one folder, which the jobs log as MLflow run artifacts (the
+MLflow UI previews the HTML and each PNG) and optionally copy to
+``output.report_dir``::
+
+    drift_report.json    every DriftResult row, the policy decisions, the cost
+    drift_report.html    summary, latest window, statistics over time, overlays, cost
+    plots/*.png          each chart of the HTML, also as a file
+
+The HTML has no external CSS, JS, fonts or links: charts are embedded as
+base64 PNG. Plain values in, no Spark; numpy, matplotlib (Agg, no pyplot
+state) and the standard library only.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import io
+import json
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from sparkdrift.profile import FeatureProfile, Histogram
+from sparkdrift.results import DriftResult
+
+__all__ = ["write_report", "read_report_results", "SEVERITY_ORDER"]
+
+JSON_NAME = "drift_report.json"
+HTML_NAME = "drift_report.html"
+PLOTS_DIR = "plots"
+SEVERITY_ORDER = ("severe", "moderate", "minor", "none")
+MAX_SUMMARY_ROWS = 60  # most severe first; the rest are counted, and all are in the JSON
+
+_BASELINE_COLOR = "#5b7fb0"
+_WINDOW_COLOR = "#e8743b"
+_VALUE_COLOR = "#34495e"
+_DRIFT_COLOR = "#d62728"
+_THRESHOLD_COLOR = "#c0392b"
+_SIGNAL_LABEL = {"feature": "drift", "prediction": "prediction drift", "quality": "quality", "performance": "performance"}
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(x: float | None, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if isinstance(x, float) and math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        return f"{int(x):,}"
+    if 1e4 <= abs(x) < 1e12:
+        return f"{float(x):,.0f}"
+    return f"{float(x):.{digits}g}"
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def _naive(dt: datetime) -> datetime:
+    """UTC wall time without tzinfo: what matplotlib plots and people read."""
+    return _utc(dt).replace(tzinfo=None)
+
+
+def _window_text(start: datetime, end: datetime | None = None) -> str:
+    """'2026-01-14' for a day, '2026-01-05–2026-01-11' for a week, '2026-01-14 06:00–07:00' for an hour."""
+    s = _naive(start)
+    midnight = s.time() == datetime.min.time()
+    if end is None:
+        return s.strftime("%Y-%m-%d") if midnight else s.strftime("%Y-%m-%d %H:%M")
+    e = _naive(end)
+    days, rest = divmod((e - s).total_seconds(), 86400)
+    if midnight and rest == 0 and days >= 1:
+        last = e - timedelta(days=1)
+        return s.strftime("%Y-%m-%d") if days == 1 else f"{s:%Y-%m-%d}–{last:%Y-%m-%d}"
+    if e - s <= timedelta(days=1) and (e.date() == s.date() or e.time() == datetime.min.time()):
+        return f"{s:%Y-%m-%d %H:%M}–{e:%H:%M}"
+    return f"{s:%Y-%m-%d %H:%M}–{e:%Y-%m-%d %H:%M}"
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "plot"
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-ready: datetimes as ISO text, NaN/inf as null, numpy as Python, tuples as lists."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = sorted(obj, key=str) if isinstance(obj, (set, frozenset)) else obj
+        return [_plain(v) for v in items]
+    if isinstance(obj, np.ndarray):
+        return [_plain(v) for v in obj.tolist()]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, (datetime, date)):
+        return obj.isoformat()
+    if isinstance(obj, Path):
+        return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _plain(obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj))
+    if isinstance(obj, Histogram):
+        return obj.to_dict()
+    return obj
+
+
+def _severity_rank(severity: Any) -> int:
+    s = str(severity).lower() if severity is not None else "none"
+    return SEVERITY_ORDER.index(s) if s in SEVERITY_ORDER else len(SEVERITY_ORDER)
+
+
+def _float(x: Any) -> float:
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return f
+
+
+def _score(x: Any) -> str:
+    f = _float(x)
+    return f"{f:.3f}" if math.isfinite(f) else "—"
+
+
+def _rules_text(rules: Any) -> str:
+    if rules is None:
+        return ""
+    if isinstance(rules, str):
+        return rules
+    if isinstance(rules, dict):
+        return "; ".join(f"{k}: {v}" for k, v in rules.items())
+    parts = []
+    for r in rules:
+        if isinstance(r, dict):
+            parts.append(", ".join(f"{k}={v}" for k, v in r.items()))
+        else:
+            parts.append(str(r))
+    return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- charts
+
+
+@dataclass
+class _Chart:
+    section: str  # "trend" or "overlay"
+    group: str  # feature the chart belongs to
+    file: str  # path relative to the report folder
+    title: str
+    caption: str
+    png: bytes
+
+
+def _figure(width: float, height: float, constrained: bool = True):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained" if constrained else None)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _date_axis(ax, x: list[datetime], width: timedelta) -> None:
+    """Ticks at the windows (few) or auto (many); day labels for daily+ windows, else time too."""
+    import matplotlib.dates as mdates
+
+    daily = width >= timedelta(days=1) and all(t.time() == datetime.min.time() for t in x)
+    fmt = mdates.DateFormatter("%b %d" if daily else "%b %d\n%H:%M")
+    if len(x) <= 7:
+        ax.set_xticks(x)
+    else:
+        ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=7))
+    ax.xaxis.set_major_formatter(fmt)
+    ax.set_xlim(x[0] - width / 2, x[-1] + width / 2)
+
+
+def _trend_png(rows: list[DriftResult], title: str) -> bytes:
+    rows = sorted(rows, key=lambda r: _utc(r.window_start))
+    x = [_naive(r.window_start) for r in rows]
+    y = np.array([_float(r.value) for r in rows])
+    thr = np.array([_float(r.threshold) for r in rows])
+    drifted = np.array([bool(r.drifted) for r in rows])
+    width = min((_naive(r.window_end) - _naive(r.window_start) for r in rows), default=timedelta(days=1))
+    if width <= timedelta(0):
+        width = timedelta(days=1)
+
+    # fixed margins instead of a layout engine: these charts are many and alike
+    fig = _figure(4.0, 2.6, constrained=False)
+    fig.subplots_adjust(left=0.16, right=0.96, top=0.89, bottom=0.28)
+    ax = fig.add_subplot()
+    ax.plot(x, y, color=_VALUE_COLOR, marker="o", markersize=3.5, linewidth=1.4, label="value")
+    finite_thr = thr[np.isfinite(thr)]
+    if finite_thr.size and np.allclose(finite_thr, finite_thr[0]):
+        ax.axhline(finite_thr[0], color=_THRESHOLD_COLOR, linestyle="--", linewidth=1.1, label="threshold")
+    elif finite_thr.size:
+        ax.plot(x, thr, color=_THRESHOLD_COLOR, linestyle="--", linewidth=1.1, drawstyle="steps-mid",
+                label="threshold")
+    if drifted.any():
+        ax.scatter([xi for xi, d in zip(x, drifted) if d], y[drifted], color=_DRIFT_COLOR, s=40, zorder=3,
+                   label="drifted", edgecolors="white", linewidths=0.6)
+    if np.isfinite(y[-1]):  # the latest value, written next to its point
+        ax.annotate(_num(float(y[-1]), 3), (x[-1], y[-1]), xytext=(-5, 6), textcoords="offset points",
+                    ha="right", fontsize=7, color=_DRIFT_COLOR if drifted[-1] else _VALUE_COLOR)
+    _date_axis(ax, x, width)
+    finite = np.concatenate([y[np.isfinite(y)], finite_thr])
+    if finite.size:
+        lo, hi = float(finite.min()), float(finite.max())
+        pad = (hi - lo) * 0.15 or max(abs(hi) * 0.1, 0.01)
+        bottom = 0.0 if 0 <= lo < 0.35 * hi else lo - pad
+        ax.set_ylim(bottom, hi + pad)
+        for xi in (xi for xi, v in zip(x, y) if not np.isfinite(v)):  # undefined: say so
+            ax.annotate("n/a", (xi, bottom), xytext=(0, 3), textcoords="offset points", ha="center",
+                        fontsize=7, color="#888888")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("window start (UTC)", fontsize=8)
+    ax.set_ylabel(rows[0].statistic, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(True, alpha=0.25, linewidth=0.6)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.legend(loc="lower center", ncol=3, fontsize=7, frameon=False, bbox_to_anchor=(0.5, 0.0))
+    return _png(fig)
+
+
+def _coarse_labels(profile: FeatureProfile) -> list[str]:
+    """Value ranges of [underflow, coarse bins..., overflow], e.g. '< 0', '= 0', '(0, 2)', '[2, 5]', '> 5'.
+
+    An atom bin ``[v, nextafter(v))`` (a repeated baseline value) reads '= v',
+    and the bin just above it '(v, ...'.
+    """
+    edges = np.asarray(profile.edges, dtype=float)
+    starts = list(profile.coarse)
+    labels = [f"< {_num(edges[0])}"]
+    for j, s in enumerate(starts):
+        lo = edges[s]
+        last = j + 1 == len(starts)
+        hi = edges[-1] if last else edges[starts[j + 1]]
+        if (last and s == len(edges) - 1) or (not last and hi <= np.nextafter(lo, np.inf)):
+            labels.append(f"= {_num(lo)}")
+            continue
+        left = f"({_num(edges[s - 1])}" if s > 0 and lo <= np.nextafter(edges[s - 1], np.inf) else f"[{_num(lo)}"
+        labels.append(f"{left}, {_num(hi)}{']' if last else ')'}")
+    labels.append(f"> {_num(edges[-1])}")
+    return labels
+
+
+def _share(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum()
+    return counts / total if total > 0 else np.zeros_like(counts, dtype=float)
+
+
+def _short(text: str, n: int = 28) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _overlay_png(profile: FeatureProfile, ref: Histogram, win: Histogram, title: str, subtitle: str) -> bytes:
+    if profile.kind == "numeric":
+        labels = _coarse_labels(profile)
+        p_ref = _share(profile.coarse_counts(ref).astype(float))
+        p_win = _share(profile.coarse_counts(win).astype(float))
+        fig = _figure(max(6.0, 0.55 * len(labels) + 1.5), 3.6)
+        ax = fig.add_subplot()
+        pos = np.arange(len(labels))
+        w = 0.4
+        ax.bar(pos - w / 2, p_ref, w, color=_BASELINE_COLOR, label="baseline")
+        ax.bar(pos + w / 2, p_win, w, color=_WINDOW_COLOR, label="window")
+        ax.set_xticks(pos, labels, rotation=35, ha="right", fontsize=7)
+        ax.set_xlabel(f"{profile.name} (PSI bins)", fontsize=8)
+        ax.set_ylabel("share of rows", fontsize=8)
+        ax.yaxis.set_major_formatter(_percent_formatter())
+        ax.grid(True, axis="y", alpha=0.25, linewidth=0.6)
+    else:
+        labels = [_short(c) for c in profile.categories] + ["(other)", "(unseen)"]
+        p_ref = _share(np.append(ref.counts, ref.unseen).astype(float))
+        p_win = _share(np.append(win.counts, win.unseen).astype(float))
+        fig = _figure(6.5, max(2.6, 0.26 * len(labels) + 1.2))
+        ax = fig.add_subplot()
+        pos = np.arange(len(labels))
+        h = 0.4
+        ax.barh(pos - h / 2, p_ref, h, color=_BASELINE_COLOR, label="baseline")
+        ax.barh(pos + h / 2, p_win, h, color=_WINDOW_COLOR, label="window")
+        ax.set_yticks(pos, labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("share of rows", fontsize=8)
+        ax.xaxis.set_major_formatter(_percent_formatter())
+        ax.grid(True, axis="x", alpha=0.25, linewidth=0.6)
+    ax.tick_params(labelsize=7)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.legend(fontsize=7, frameon=False)
+    ax.set_title(f"{title}\n{subtitle}" if subtitle else title, fontsize=9.5)
+    return _png(fig)
+
+
+def _percent_formatter():
+    from matplotlib.ticker import PercentFormatter
+
+    return PercentFormatter(xmax=1.0, decimals=0)
+
+
+# --------------------------------------------------------------------------- grouping
+
+
+def _series_key(r: DriftResult) -> tuple[str, str, str, str]:
+    return (r.feature, r.signal, r.statistic, r.reference)
+
+
+def _feature_order(results: list[DriftResult], latest: datetime | None) -> list[str]:
+    """Features drifted in the latest window first, then ever drifted, then the rest; by name."""
+    now, ever, seen = set(), set(), []
+    for r in results:
+        if r.feature not in seen:
+            seen.append(r.feature)
+        if r.drifted:
+            ever.add(r.feature)
+            if latest is not None and _utc(r.window_start) == latest:
+                now.add(r.feature)
+    return sorted(seen, key=lambda f: (f not in now, f not in ever, f))
+
+
+def _drift_chips(rows: Iterable[DriftResult]) -> str:
+    """'<b>age</b> psi 0.31, ks 0.12' per feature, values highlighted."""
+    by_feature: dict[str, list[DriftResult]] = defaultdict(list)
+    for r in rows:
+        by_feature[r.feature].append(r)
+    parts = []
+    for feat in sorted(by_feature):
+        stats = ", ".join(
+            f'{_esc(_stat_label(r))} <span class="drift" title="threshold {_esc(_num(r.threshold))}">'
+            f"{_esc(_num(r.value, 3))}</span>"
+            for r in sorted(by_feature[feat], key=lambda r: (r.signal, r.statistic, r.reference))
+        )
+        parts.append(f'<span class="feat">{_esc(feat)}</span> {stats}')
+    return "<br>".join(parts) if parts else '<span class="muted">none</span>'
+
+
+def _stat_label(r: DriftResult) -> str:
+    label = r.statistic
+    if r.signal in ("quality", "performance"):
+        label = f"{r.signal}:{label}"
+    if r.reference != "baseline":
+        label += f" vs {r.reference}"
+    return label
+
+
+# --------------------------------------------------------------------------- HTML pieces
+
+_CSS = """
+body{font-family:-apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
+  margin:24px auto;max-width:1280px;padding:0 16px;color:#222;font-size:14px;line-height:1.4}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+h3{font-size:15px;margin:18px 0 6px}
+.meta{color:#555;margin:0 0 8px} code{background:#f3f3f3;padding:1px 4px;border-radius:3px}
+table{border-collapse:collapse;margin:6px 0} th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f6f6f6;font-weight:600} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.scroll{overflow-x:auto}
+.sev{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600;font-size:12px;color:#fff}
+.sev-severe{background:#c0392b} .sev-moderate{background:#e67e22} .sev-minor{background:#d4ac0d}
+.sev-none{background:#27ae60} .sev-unknown{background:#7f8c8d}
+.drift{color:#c0392b;font-weight:700} td.drift{background:#fdecea}
+.feat{font-weight:600} .muted{color:#888}
+.grid{display:flex;flex-wrap:wrap;gap:10px} figure{margin:0}
+figure img{border:1px solid #eee;max-width:100%;height:auto} figcaption{font-size:12px;color:#555;max-width:400px;padding:2px 4px}
+.cost{background:#f7f7f7;padding:8px 12px;border-radius:4px}
+"""
+
+
+def _img(chart: _Chart) -> str:
+    data = base64.b64encode(chart.png).decode("ascii")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{_esc(chart.title)}" '
+        f'title="{_esc(chart.file)}"><figcaption>{_esc(chart.caption)}</figcaption></figure>'
+    )
+
+
+def _severity_badge(severity: Any) -> str:
+    s = str(severity).lower() if severity is not None else "none"
+    cls = s if s in SEVERITY_ORDER else "unknown"
+    return f'<span class="sev sev-{cls}">{_esc(s)}</span>'
+
+
+def _summary_table(decisions: list[dict], drifted_by_window: dict[datetime, list[DriftResult]]) -> str:
+    if not decisions:
+        return '<p class="muted">No policy decisions in this run.</p>'
+    rows = sorted(
+        decisions,
+        key=lambda d: (
+            _severity_rank(d.get("severity")),
+            -(_float(d.get("score")) if math.isfinite(_float(d.get("score"))) else -math.inf),
+            -_utc(d["window_start"]).timestamp(),
+        ),
+    )
+    hidden = rows[MAX_SUMMARY_ROWS:]
+    rows = rows[:MAX_SUMMARY_ROWS]
+    out = [
+        '<table id="summary"><thead><tr><th>window</th><th>severity</th><th>score</th>'
+        "<th>n drifted</th><th>rules fired</th><th>drifted features (value)</th></tr></thead><tbody>"
+    ]
+    for d in rows:
+        start = d["window_start"]
+        sev = d.get("severity")
+        n = d.get("n_drifted")
+        out.append(
+            f'<tr class="sev-row" data-severity="{_esc(str(sev).lower() if sev is not None else "none")}">'
+            f"<td>{_esc(_window_text(start, d.get('window_end')))}</td>"
+            f"<td>{_severity_badge(sev)}</td>"
+            f'<td class="num">{_esc(_score(d.get("score")))}</td>'
+            f'<td class="num">{_esc("—" if n is None else _num(int(n)))}</td>'
+            f"<td>{_esc(_rules_text(d.get('rules'))) or '<span class=muted>—</span>'}</td>"
+            f"<td>{_drift_chips(drifted_by_window.get(_utc(start), []))}</td></tr>"
+        )
+    out.append("</tbody></table>")
+    if hidden:
+        worst = min(hidden, key=lambda d: _severity_rank(d.get("severity"))).get("severity")
+        out.append(
+            f'<p class="muted">{len(hidden)} more windows, none worse than {_esc(worst)}: '
+            f"see {JSON_NAME}.</p>"
+        )
+    return "".join(out)
+
+
+def _latest_table(results: list[DriftResult], latest: datetime, features: list[str]) -> str:
+    rows = [r for r in results if _utc(r.window_start) == latest]
+    if not rows:
+        return ""
+    columns: list[str] = []
+    cells: dict[tuple[str, str], DriftResult] = {}
+    for r in sorted(rows, key=lambda r: (r.signal not in ("feature", "prediction"), r.signal, r.reference != "baseline")):
+        col = _stat_label(r)
+        if col not in columns:
+            columns.append(col)
+        cells[(r.feature, col)] = r
+    head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
+    body = []
+    for feat in features:
+        if not any((feat, c) in cells for c in columns):
+            continue
+        tds = []
+        for c in columns:
+            r = cells.get((feat, c))
+            if r is None:
+                tds.append("<td></td>")
+                continue
+            cls = "num drift" if r.drifted else "num"
+            tip = f"threshold {_num(r.threshold)}" + (f"; {r.reason}" if r.reason else "")
+            if r.p_value is not None:
+                tip += f"; p={_num(r.p_value, 3)}"
+            tds.append(f'<td class="{cls}" title="{_esc(tip)}">{_esc(_num(_float(r.value), 3))}</td>')
+        body.append(f'<tr><th>{_esc(feat)}</th>{"".join(tds)}</tr>')
+    return (
+        f'<div class="scroll"><table id="latest"><thead><tr><th>feature</th>{head}</tr></thead>'
+        f'<tbody>{"".join(body)}</tbody></table></div>'
+    )
+
+
+def _cost_text(cost: dict[str, float]) -> str:
+    if not cost:
+        return "not measured"
+    parts = []
+    for key, value in cost.items():
+        name = key[5:] if key.startswith("cost.") else key
+        v = _float(value)
+        if not math.isfinite(v):
+            text = "—"
+        elif name.startswith("bytes"):
+            text = _bytes(v)
+        elif name.endswith("_s"):
+            name = name[:-2]
+            text = f"{v:,.1f} s" if v >= 1 else f"{v * 1000:,.0f} ms"
+        elif name.startswith("rows") or float(v).is_integer():
+            text = f"{int(v):,}"
+        else:
+            text = _num(v)
+        parts.append(f"{name.replace('_', ' ')}: {text}")
+    return " · ".join(parts)
+
+
+def _bytes(v: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(v) < 1024 or unit == "TB":
+            return f"{v:,.0f} {unit}" if unit == "B" else f"{v:,.1f} {unit}"
+        v /= 1024
+    return f"{v:,.1f} TB"  # pragma: no cover
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def write_report(
+    folder: Path,
+    *,
+    monitor: str,
+    run_id: str | None,
+    results: list[DriftResult],
+    decisions: list[dict],
+    overlays: dict[str, tuple[FeatureProfile, Histogram, Histogram]],
+    cost: dict[str, float],
+) -> dict[str, Path]:
+    """Write drift_report.json, drift_report.html and plots/*.png into ``folder``.
+
+    ``decisions``: one dict per window with window_start, window_end, severity,
+    score, rules, n_drifted (the policy's output). ``overlays``: feature ->
+    (profile, reference histogram, latest-window histogram), usually for the
+    drifted features. Returns every written file by its path relative to
+    ``folder`` (``drift_report.json``, ``drift_report.html``, ``plots/<name>.png``).
+    """
+    folder = Path(folder)
+    plots = folder / PLOTS_DIR
+    plots.mkdir(parents=True, exist_ok=True)
+    results = list(results)
+    latest = max((_utc(r.window_start) for r in results), default=None)
+    features = _feature_order(results, latest)
+    used: set[str] = set()
+
+    def filename(stem: str) -> str:
+        name, i = _safe_name(stem), 2
+        candidate = name
+        while candidate.lower() in used:
+            candidate, i = f"{name}_{i}", i + 1
+        used.add(candidate.lower())
+        return f"{PLOTS_DIR}/{candidate}.png"
+
+    charts: list[_Chart] = []
+
+    # statistic over the windows, per feature and statistic that has a threshold
+    series: dict[tuple[str, str, str, str], list[DriftResult]] = defaultdict(list)
+    for r in results:
+        series[_series_key(r)].append(r)
+    order = {f: i for i, f in enumerate(features)}
+    signal_order = {"prediction": 0, "feature": 1, "quality": 2, "performance": 3}
+    for key in sorted(series, key=lambda k: (order[k[0]], signal_order.get(k[1], 9), k[2], k[3] != "baseline", k[3])):
+        rows = series[key]
+        if all(r.threshold is None for r in rows):
+            continue
+        feat, signal, stat, ref = key
+        title = f"{feat} · {stat}" + ("" if signal == "feature" else f" ({signal})")
+        if ref != "baseline":
+            title += f" vs {ref}"
+        n_drifted = sum(r.drifted for r in rows)
+        caption = f"{rows[0].metric_name}: {n_drifted} of {len(rows)} windows beyond the threshold"
+        stem = f"trend_{feat}_{stat}" + ("" if signal == "feature" else f"_{signal}")
+        stem += "" if ref == "baseline" else f"_vs_{ref}"
+        charts.append(_Chart("trend", feat, filename(stem), title, caption, _trend_png(rows, title)))
+
+    # baseline vs latest window, for the given (drifted) features
+    overlay_order = sorted(overlays, key=lambda f: (order.get(f, len(order)), f))
+    for feat in overlay_order:
+        profile, ref_hist, win_hist = overlays[feat]
+        if profile.kind == "numeric" and not len(profile.edges):
+            continue  # an all-null baseline has no bins to compare
+        feat_rows = [r for r in results if r.feature == feat] or results
+        win_start = max((_utc(r.window_start) for r in feat_rows), default=None)
+        last = [r for r in feat_rows if win_start is not None and _utc(r.window_start) == win_start]
+        win_label = f"window {_window_text(last[0].window_start, last[0].window_end)}" if last else "latest window"
+        last = [r for r in last if r.feature == feat]
+        drifted = [r for r in last if r.drifted and r.reference == "baseline"]
+        subtitle = ", ".join(
+            f"{_stat_label(r)} {_num(_float(r.value), 3)} {'>' if _float(r.value) > _float(r.threshold) else '<'} "
+            f"{_num(r.threshold, 3)}"
+            for r in drifted[:4]
+        )
+        title = f"{feat}: baseline vs {win_label}"
+        caption = (
+            f"{profile.kind}; baseline {ref_hist.n_rows:,} rows, window {win_hist.n_rows:,} rows; "
+            f"nulls {_pct(ref_hist.nulls + ref_hist.nans, ref_hist.n_rows)} vs "
+            f"{_pct(win_hist.nulls + win_hist.nans, win_hist.n_rows)}"
+        )
+        if profile.kind == "categorical":
+            caption += f"; unseen categories {_pct(win_hist.unseen, win_hist.n_valid)} of the window"
+        png = _overlay_png(profile, ref_hist, win_hist, title, subtitle)
+        charts.append(_Chart("overlay", feat, filename(f"overlay_{feat}"), title, caption, png))
+
+    written: dict[str, Path] = {}
+    for chart in charts:
+        path = folder / chart.file
+        path.write_bytes(chart.png)
+        written[chart.file] = path
+
+    generated = datetime.now(timezone.utc).replace(microsecond=0)
+    doc = {
+        "monitor": monitor,
+        "run_id": run_id,
+        "generated_at": generated.isoformat(),
+        "results": [_plain(r.to_dict()) for r in results],
+        "decisions": _plain(list(decisions)),
+        "cost": _plain(dict(cost)),
+        "plots": [c.file for c in charts],
+    }
+    json_path = folder / JSON_NAME
+    json_path.write_text(json.dumps(doc, indent=1, allow_nan=False, ensure_ascii=False) + "\n", encoding="utf-8")
+    written[JSON_NAME] = json_path
+
+    html_path = folder / HTML_NAME
+    html_path.write_text(
+        _html(monitor, run_id, generated, results, decisions, charts, features, latest, cost), encoding="utf-8"
+    )
+    written[HTML_NAME] = html_path
+    return written
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100.0 * part / whole:.2g}%" if whole else "—"
+
+
+def _html(
+    monitor: str,
+    run_id: str | None,
+    generated: datetime,
+    results: list[DriftResult],
+    decisions: list[dict],
+    charts: list[_Chart],
+    features: list[str],
+    latest: datetime | None,
+    cost: dict[str, float],
+) -> str:
+    drifted_by_window: dict[datetime, list[DriftResult]] = defaultdict(list)
+    for r in results:
+        if r.drifted:
+            drifted_by_window[_utc(r.window_start)].append(r)
+    starts = sorted({_utc(r.window_start) for r in results} | {_utc(d["window_start"]) for d in decisions})
+    baselines = sorted({r.baseline_id for r in results})
+    meta = [f"run <code>{_esc(run_id)}</code>" if run_id else "no MLflow run"]
+    if starts:
+        span = _window_text(starts[0]) if len(starts) == 1 else f"{_window_text(starts[0])} → {_window_text(starts[-1])}"
+        meta.append(f"{len(starts)} window{'s' if len(starts) != 1 else ''}: {_esc(span)}")
+    if baselines:
+        meta.append("baseline " + ", ".join(f"<code>{_esc(b)}</code>" for b in baselines))
+    meta.append(f"generated {_esc(generated.strftime('%Y-%m-%d %H:%M UTC'))}")
+
+    worst = min(decisions, key=lambda d: _severity_rank(d.get("severity")), default=None)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_esc(f'Drift report: {monitor}')}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Drift report: {_esc(monitor)} "
+        + (_severity_badge(worst.get("severity")) if worst is not None else "")
+        + "</h1>",
+        f'<p class="meta">{" · ".join(meta)}</p>',
+        "<h2>Summary by window, most severe first</h2>",
+        _summary_table(decisions, drifted_by_window),
+    ]
+    if latest is not None:
+        parts.append(f"<h2>Latest window ({_esc(_window_text(latest))}): every statistic</h2>")
+        parts.append('<p class="meta">Values beyond their threshold are red; hover a cell for the threshold.</p>')
+        parts.append(_latest_table(results, latest, features))
+
+    trends: dict[str, list[_Chart]] = defaultdict(list)
+    for c in charts:
+        if c.section == "trend":
+            trends[c.group].append(c)
+    parts.append("<h2>Statistics over time against their thresholds</h2>")
+    if not trends:
+        parts.append('<p class="muted">No statistic with a threshold.</p>')
+    for feat in features:
+        if feat in trends:
+            mark = ' <span class="drift">drifted</span>' if any(r.drifted for r in results if r.feature == feat) else ""
+            parts.append(f"<h3>{_esc(feat)}{mark}</h3><div class=\"grid\">")
+            parts.extend(_img(c) for c in trends[feat])
+            parts.append("</div>")
+
+    overlays = [c for c in charts if c.section == "overlay"]
+    parts.append("<h2>Baseline vs latest window</h2>")
+    if overlays:
+        parts.append('<div class="grid">')
+        parts.extend(_img(c) for c in overlays)
+        parts.append("</div>")
+    else:
+        parts.append('<p class="muted">No drifted features to compare.</p>')
+
+    parts.append("<h2>Cost</h2>")
+    parts.append(f'<p class="cost">{_esc(_cost_text(cost))}</p>')
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+# --------------------------------------------------------------------------- reading back
+
+
+def read_report_results(path: str | Path) -> list[DriftResult]:
+    """The DriftResult rows of a drift_report.json (a folder or the file); null values read as NaN."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / JSON_NAME
+    doc = json.loads(p.read_text(encoding="utf-8"))
+    fields = {f.name for f in dataclasses.fields(DriftResult)}
+    out = []
+    for row in doc["results"]:
+        d = {k: v for k, v in row.items() if k in fields}
+        d["window_start"] = datetime.fromisoformat(d["window_start"])
+        d["window_end"] = datetime.fromisoformat(d["window_end"])
+        d["value"] = math.nan if d.get("value") is None else float(d["value"])
+        out.append(DriftResult(**d))
+    return out

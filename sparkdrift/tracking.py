@@ -1,0 +1,553 @@
+"""MLflow logging: one run per job execution, metrics per window, params, tags and artifacts.
+
+No Spark here: everything takes plain values (``DriftResult`` rows, dicts).
+
+Naming and the step rule (the same for every job, so runs line up in the UI):
+
+- metric key: ``DriftResult.metric_name`` (``drift.age.psi``, ``prediction.score.psi``,
+  ``quality.age.completeness``, ``drift.age.psi.vs_previous_window``); window
+  summaries use their own keys (``drift.score``, ``drift.n_drifted``, ...);
+  run cost is logged as ``cost.<name>``.
+- ``step = epoch_seconds(window_start) // granularity_seconds``: a window index
+  that is stable across runs, so a metric's history over many runs reads as
+  one time series and a recomputed window lands on the same step.
+- ``timestamp = window_end`` in epoch milliseconds.
+- Naive datetimes are taken as UTC (sparkdrift's Spark sessions run in UTC).
+
+Only ``MlflowClient(tracking_uri)`` is used; no global MLflow state is changed
+(no ``mlflow.set_tracking_uri``, no active-run stack).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+import os
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+from urllib.parse import unquote, urlsplit
+
+from sparkdrift.config import MonitorConfig, duration_seconds, flatten
+from sparkdrift.results import DriftResult
+
+__all__ = [
+    "DriftRun",
+    "describe_windows",
+    "config_params",
+    "experiment_name",
+    "NoOpRun",
+    "RunRef",
+    "log_artifacts",
+    "log_cost",
+    "log_results",
+    "log_summaries",
+    "metric_step",
+    "metric_timestamp_ms",
+    "run_name",
+    "run_url",
+    "set_tags",
+    "start_run",
+]
+
+_log = logging.getLogger(__name__)
+
+# MLflow's limits (mlflow.utils.validation); repeated here so the module does
+# not depend on private names.
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_TAGS_PER_BATCH = 100
+MAX_PARAM_VAL_LENGTH = 6000
+MAX_TAG_VAL_LENGTH = 8000
+MAX_KEY_LENGTH = 250
+
+REDACTED = "***"
+_SECRET_WORDS = ("url", "token", "secret", "password")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_BAD_KEY_CHARS = re.compile(r"[^\w.\- ]")
+_URI_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+DEFAULT_UI = "http://127.0.0.1:5000"
+
+
+# --------------------------------------------------------------------------- time
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def metric_step(window_start: datetime, granularity_seconds: int) -> int:
+    """The stable window index: ``epoch_seconds(window_start) // granularity_seconds``."""
+    if granularity_seconds <= 0:
+        raise ValueError(f"granularity_seconds must be > 0, got {granularity_seconds}")
+    seconds = (_utc(window_start) - _EPOCH) // timedelta(seconds=1)
+    return int(seconds) // int(granularity_seconds)
+
+
+def metric_timestamp_ms(window_end: datetime) -> int:
+    """``window_end`` in epoch milliseconds (exact integer arithmetic, no float rounding)."""
+    return int((_utc(window_end) - _EPOCH) // timedelta(milliseconds=1))
+
+
+def _now_ms() -> int:
+    return metric_timestamp_ms(datetime.now(timezone.utc))
+
+
+def _window_label(dt: datetime, granularity_seconds: int) -> str:
+    dt = _utc(dt)
+    midnight = dt.hour == 0 and dt.minute == 0 and dt.second == 0 and dt.microsecond == 0
+    if granularity_seconds % 86400 == 0 and midnight:
+        return dt.strftime("%Y-%m-%d")
+    if dt.second or dt.microsecond:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return dt.strftime("%Y-%m-%dT%H:%M")
+
+
+def describe_windows(
+    window_range: tuple[datetime, datetime] | None, granularity_seconds: int
+) -> tuple[int, str]:
+    """(window count, label) of a half-open range ``[first window start, last window end)``.
+
+    The label names windows by their start: ``2026-01-08..2026-01-14`` for the
+    seven daily windows from 2026-01-08 to 2026-01-15 (exclusive); a single
+    window is just its start. A range shorter than one window counts as one.
+    """
+    if window_range is None:
+        return 0, ""
+    start, end = window_range
+    span = (_utc(end) - _utc(start)).total_seconds()
+    count = max(1, math.ceil(span / granularity_seconds - 1e-9))
+    first = _window_label(start, granularity_seconds)
+    last_start = _utc(start) + timedelta(seconds=(count - 1) * granularity_seconds)
+    last = _window_label(last_start, granularity_seconds)
+    return count, first if count == 1 else f"{first}..{last}"
+
+
+# --------------------------------------------------------------------------- keys and values
+
+
+def _key(name: str) -> str:
+    """An MLflow-valid metric/param/tag key: odd characters become '_', at most 250 chars."""
+    key = _BAD_KEY_CHARS.sub("_", str(name))[:MAX_KEY_LENGTH]
+    return key if key not in ("", ".", "..") else "_"
+
+
+def _truncate(value: str, limit: int) -> str:
+    if len(value) <= limit:
+        return value
+    return value[: limit - 3] + "..."
+
+
+def _is_secret_key(key: str) -> bool:
+    low = key.lower()
+    return any(word in low for word in _SECRET_WORDS)
+
+
+def scrub_uri(value: str) -> str:
+    """Drop user:password from any ``scheme://user:pass@host`` inside a value."""
+    return _URI_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", value)
+
+
+def config_params(cfg: MonitorConfig) -> dict[str, str]:
+    """The monitor config as MLflow params: flattened, secrets redacted, values truncated."""
+    out: dict[str, str] = {}
+    for key, value in flatten(cfg.to_dict()).items():
+        if _is_secret_key(key) and value not in ("None", ""):
+            value = REDACTED
+        out[_key(key)] = _truncate(scrub_uri(value), MAX_PARAM_VAL_LENGTH)
+    return out
+
+
+def _number(value: Any) -> float | None:
+    """A finite-or-infinite float for a metric, or None for NaN/None/non-numbers."""
+    if isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, numbers.Real):
+        return None
+    f = float(value)
+    return None if math.isnan(f) else f
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+def _databricks_host() -> str | None:
+    host = os.environ.get("DATABRICKS_HOST")
+    if host:
+        return host
+    try:  # inside a Databricks notebook or job
+        from mlflow.utils.databricks_utils import get_workspace_url
+
+        return get_workspace_url()
+    except Exception:  # noqa: BLE001 - any failure means "unknown"
+        return None
+
+
+def run_url(tracking_uri: str | None, experiment_id: str, run_id: str) -> str:
+    """Where a person opens the run.
+
+    - ``http(s)://host[/prefix]`` -> ``<uri>/#/experiments/<exp>/runs/<run>``
+    - ``databricks[://profile]`` -> ``https://<workspace>/#mlflow/experiments/<exp>/runs/<run>``
+      (workspace from ``DATABRICKS_HOST`` or the notebook context; otherwise the
+      workspace-relative ``#mlflow/experiments/...`` fragment)
+    - sqlite, file, a plain path or None -> the ``mlflow ui`` default
+      ``http://127.0.0.1:5000/#/experiments/<exp>/runs/<run>``
+    """
+    uri = tracking_uri or ""
+    scheme = urlsplit(uri).scheme.lower()
+    if scheme in ("http", "https"):
+        parts = urlsplit(uri)
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc = f"{netloc}:{parts.port}"
+        base = f"{parts.scheme}://{netloc}{parts.path}".rstrip("/")
+        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    if uri == "databricks" or scheme in ("databricks", "databricks-uc"):
+        fragment = f"#mlflow/experiments/{experiment_id}/runs/{run_id}"
+        host = _databricks_host()
+        if not host:
+            return fragment
+        if "://" not in host:
+            host = f"https://{host}"
+        return f"{host.rstrip('/')}/{fragment}"
+    return f"{DEFAULT_UI}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def _resolve_tracking_uri(cfg: MonitorConfig) -> str:
+    if cfg.mlflow.tracking_uri:
+        return cfg.mlflow.tracking_uri
+    from mlflow.tracking import get_tracking_uri  # reads MLFLOW_TRACKING_URI, changes nothing
+
+    return get_tracking_uri()
+
+
+def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """For a local SQLite store, keep artifacts next to the database, not in the CWD.
+
+    (MLflow's default for a SQLite store is ``./mlruns`` under whatever folder
+    the job happened to start in.) Other stores choose their own location.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db = unquote(tracking_uri[len("sqlite:///") :].split("?", 1)[0])
+    if not db or db == ":memory:":
+        return None
+    folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment).strip("._") or "experiment"
+    return (Path(db).resolve().parent / "mlartifacts" / folder).as_uri()
+
+
+def experiment_name(cfg: MonitorConfig, tracking_uri: str | None) -> str:
+    """``cfg.experiment_name``; on Databricks a relative name goes under ``/Shared/``.
+
+    (Databricks experiments are workspace paths, so ``sparkdrift/churn_model``
+    becomes ``/Shared/sparkdrift/churn_model``; an absolute name is kept.)
+    """
+    name = cfg.experiment_name
+    uri = (tracking_uri or "").lower()
+    if (uri == "databricks" or uri.startswith("databricks:")) and not name.startswith("/"):
+        return f"/Shared/{name}"
+    return name
+
+
+def _experiment_id(client, name: str, tracking_uri: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            return client.create_experiment(name, artifact_location=_artifact_location(tracking_uri, name))
+        except MlflowException as exc:  # created concurrently by another job
+            if getattr(exc, "error_code", None) != "RESOURCE_ALREADY_EXISTS":
+                raise
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+    if exp.lifecycle_stage == "deleted":
+        client.restore_experiment(exp.experiment_id)
+    return exp.experiment_id
+
+
+def _context_tags(tags: dict[str, str]) -> dict[str, str]:
+    """Add what the fluent API would (user, source, git commit, Databricks job/notebook)."""
+    try:
+        from mlflow.tracking.context.registry import resolve_tags
+
+        return {k: str(v) for k, v in resolve_tags(tags).items()}
+    except Exception:  # noqa: BLE001 - context is a nicety, never a reason to fail
+        return dict(tags)
+
+
+# --------------------------------------------------------------------------- run handles
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """What identifies a run: ids, name, where to open it. ``run_id`` is None when disabled."""
+
+    run_id: str | None
+    experiment_id: str | None
+    run_name: str
+    tracking_uri: str | None
+    url: str | None
+
+
+class DriftRun:
+    """An open MLflow run of one sparkdrift job; every write goes through ``log_batch``."""
+
+    enabled = True
+
+    def __init__(self, client, info: RunRef, granularity_seconds: int):
+        self.client = client
+        self.info = info
+        self.granularity_seconds = granularity_seconds
+
+    # -- metrics
+
+    def _log_metrics(self, metrics: list) -> int:
+        for chunk in _chunks(metrics, MAX_METRICS_PER_BATCH):
+            self.client.log_batch(self.info.run_id, metrics=list(chunk), synchronous=True)
+        return len(metrics)
+
+    def log_results(self, results: Iterable[DriftResult], granularity_seconds: int | None = None) -> int:
+        """Log each result as ``metric_name`` at its window's step; NaN values are skipped.
+
+        Returns the number of metric values logged. A (metric, window) pair
+        appearing twice keeps the last value.
+        """
+        from mlflow.entities import Metric
+
+        gran = granularity_seconds or self.granularity_seconds
+        latest: dict[tuple[str, int], Metric] = {}
+        for r in results:
+            value = _number(r.value)
+            if value is None:
+                continue
+            key = _key(r.metric_name)
+            step = metric_step(r.window_start, gran)
+            latest[(key, step)] = Metric(key, value, metric_timestamp_ms(r.window_end), step)
+        return self._log_metrics(list(latest.values()))
+
+    def log_summaries(self, summaries: Iterable[dict], granularity_seconds: int | None = None) -> int:
+        """Log per-window summary numbers (``drift.score``, ``drift.n_drifted``, ...).
+
+        Every numeric key other than window_start/window_end becomes a metric
+        at the window's step; NaN, None and non-numeric values are skipped.
+        """
+        from mlflow.entities import Metric
+
+        gran = granularity_seconds or self.granularity_seconds
+        latest: dict[tuple[str, int], Metric] = {}
+        for s in summaries:
+            step = metric_step(s["window_start"], gran)
+            ts = metric_timestamp_ms(s["window_end"])
+            for name, raw in s.items():
+                if name in ("window_start", "window_end"):
+                    continue
+                value = _number(raw)
+                if value is None:
+                    continue
+                key = _key(name)
+                latest[(key, step)] = Metric(key, value, ts, step)
+        return self._log_metrics(list(latest.values()))
+
+    def log_cost(self, cost: dict[str, float]) -> int:
+        """Log what the run cost as ``cost.<name>`` (rows_read, bytes_read, task_time_s, ...)."""
+        from mlflow.entities import Metric
+
+        ts = _now_ms()
+        metrics = []
+        for name, raw in cost.items():
+            value = _number(raw)
+            if value is None:
+                continue
+            key = _key(name if str(name).startswith("cost.") else f"cost.{name}")
+            metrics.append(Metric(key, value, ts, 0))
+        return self._log_metrics(metrics)
+
+    # -- params, tags, artifacts
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(_key(k), _truncate(str(v), MAX_PARAM_VAL_LENGTH)) for k, v in params.items()]
+        for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
+            self.client.log_batch(self.info.run_id, params=list(chunk), synchronous=True)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        """Set (or overwrite) tags, e.g. ``sparkdrift.severity`` once the policy has decided."""
+        from mlflow.entities import RunTag
+
+        items = [RunTag(_key(k), _truncate(str(v), MAX_TAG_VAL_LENGTH)) for k, v in tags.items()]
+        for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
+            self.client.log_batch(self.info.run_id, tags=list(chunk), synchronous=True)
+
+    def set_description(self, markdown: str) -> None:
+        """The run's description in the MLflow UI (Markdown)."""
+        self.set_tags({"mlflow.note.content": markdown})
+
+    def log_artifacts(self, folder: str | Path, artifact_path: str | None = None) -> None:
+        """Upload a folder's files (e.g. the report) as run artifacts."""
+        self.client.log_artifacts(self.info.run_id, str(folder), artifact_path)
+
+    def __repr__(self) -> str:
+        return f"DriftRun(run_id={self.info.run_id!r}, name={self.info.run_name!r})"
+
+
+class NoOpRun:
+    """Same methods as DriftRun; logs nothing (``mlflow.enabled: false``)."""
+
+    enabled = False
+    client = None
+
+    def __init__(self, info: RunRef, granularity_seconds: int):
+        self.info = info
+        self.granularity_seconds = granularity_seconds
+
+    def log_results(self, results: Iterable[DriftResult], granularity_seconds: int | None = None) -> int:
+        return 0
+
+    def log_summaries(self, summaries: Iterable[dict], granularity_seconds: int | None = None) -> int:
+        return 0
+
+    def log_cost(self, cost: dict[str, float]) -> int:
+        return 0
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        return None
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        return None
+
+    def set_description(self, markdown: str) -> None:
+        return None
+
+    def log_artifacts(self, folder: str | Path, artifact_path: str | None = None) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"NoOpRun(name={self.info.run_name!r})"
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def run_name(cfg: MonitorConfig, job: str, window_range: tuple[datetime, datetime] | None) -> str:
+    """``<monitor> <job> <first window>..<last window>``, e.g. ``churn_model detect 2026-01-08..2026-01-14``."""
+    _, label = describe_windows(window_range, _granularity(cfg))
+    return f"{cfg.monitor} {job} {label}".rstrip()
+
+
+def _granularity(cfg: MonitorConfig) -> int:
+    return duration_seconds(cfg.production.granularity)
+
+
+@contextmanager
+def start_run(
+    cfg: MonitorConfig,
+    *,
+    job: str,
+    window_range: tuple[datetime, datetime] | None,
+    baseline_id: str | None,
+    source_versions: dict[str, int | None],
+) -> Iterator[DriftRun | NoOpRun]:
+    """Open one MLflow run for one job execution; it ends FINISHED, or FAILED on an exception.
+
+    ``window_range`` is the half-open period the job covers, ``[start of the
+    first window, end of the last window)``, or None for jobs without windows
+    (e.g. building a baseline). ``source_versions`` maps a source name
+    (``baseline``, ``production``) to the Delta version read.
+
+    The run lives in ``cfg.experiment_name`` (created if missing) at
+    ``cfg.mlflow.tracking_uri``. Params: the flattened config (secrets
+    redacted), ``baseline_id``, ``source.<name>.version``. Tags:
+    ``sparkdrift.monitor``, ``sparkdrift.job``, ``sparkdrift.baseline_id``,
+    ``sparkdrift.windows`` ("<count> (<range>)") and the window bounds.
+    With ``mlflow.enabled: false`` it yields a NoOpRun with the same methods.
+    """
+    gran = _granularity(cfg)
+    name = run_name(cfg, job, window_range)
+    if not cfg.mlflow.enabled:
+        yield NoOpRun(RunRef(None, None, name, cfg.mlflow.tracking_uri, None), gran)
+        return
+
+    from mlflow import MlflowClient
+
+    uri = _resolve_tracking_uri(cfg)
+    client = MlflowClient(uri)
+    experiment_id = _experiment_id(client, experiment_name(cfg, uri), uri)
+
+    count, label = describe_windows(window_range, gran)
+    tags = {
+        "sparkdrift.monitor": cfg.monitor,
+        "sparkdrift.job": job,
+        "sparkdrift.baseline_id": baseline_id or "none",
+        "sparkdrift.windows": f"{count} ({label})" if count else "0",
+        "sparkdrift.granularity": cfg.production.granularity,
+        "sparkdrift.config_hash": cfg.config_hash(),
+    }
+    if window_range is not None:
+        tags["sparkdrift.window_start"] = _utc(window_range[0]).isoformat()
+        tags["sparkdrift.window_end"] = _utc(window_range[1]).isoformat()
+    tags = _context_tags(tags)
+    run = client.create_run(experiment_id, tags=tags, run_name=name)
+    run_id = run.info.run_id
+    handle = DriftRun(
+        client, RunRef(run_id, experiment_id, name, uri, run_url(uri, experiment_id, run_id)), gran
+    )
+    try:
+        params = config_params(cfg)
+        if "baseline_id" in params:  # the config's pin; the param is the baseline actually used
+            params["baseline_id.pinned"] = params.pop("baseline_id")
+        params["baseline_id"] = str(baseline_id)
+        for source, version in source_versions.items():
+            params[_key(f"source.{source}.version")] = str(version)
+        handle.log_params(params)
+        yield handle
+    except BaseException as exc:
+        if isinstance(exc, SystemExit) and exc.code in (0, None):
+            client.set_terminated(run_id, status="FINISHED")  # a clean sys.exit() inside the run
+            raise
+        status = "KILLED" if isinstance(exc, (KeyboardInterrupt, GeneratorExit)) else "FAILED"
+        try:
+            handle.set_tags({"sparkdrift.error": f"{type(exc).__name__}: {exc}"})
+            client.set_terminated(run_id, status=status)
+        except Exception:  # noqa: BLE001 - never hide the job's own error
+            _log.warning("could not mark MLflow run %s as %s", run_id, status, exc_info=True)
+        raise
+    else:
+        client.set_terminated(run_id, status="FINISHED")
+
+
+# --------------------------------------------------------------------------- function API
+
+
+def log_results(run: DriftRun | NoOpRun, results: Iterable[DriftResult], granularity_seconds: int | None = None) -> int:
+    """See DriftRun.log_results."""
+    return run.log_results(results, granularity_seconds)
+
+
+def log_summaries(run: DriftRun | NoOpRun, summaries: Iterable[dict], granularity_seconds: int | None = None) -> int:
+    """See DriftRun.log_summaries."""
+    return run.log_summaries(summaries, granularity_seconds)
+
+
+def log_cost(run: DriftRun | NoOpRun, cost: dict[str, float]) -> int:
+    """See DriftRun.log_cost."""
+    return run.log_cost(cost)
+
+
+def set_tags(run: DriftRun | NoOpRun, tags: dict[str, Any]) -> None:
+    """See DriftRun.set_tags."""
+    run.set_tags(tags)
+
+
+def log_artifacts(run: DriftRun | NoOpRun, folder: str | Path, artifact_path: str | None = None) -> None:
+    """See DriftRun.log_artifacts."""
+    run.log_artifacts(folder, artifact_path)

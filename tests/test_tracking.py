@@ -1,0 +1,274 @@
+"""MLflow logging against a real SQLite tracking store (no mocks)."""
+from __future__ import annotations
+
+import math
+import shutil
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from sparkdrift.config import (
+    Actions,
+    MonitorConfig,
+    ProductionSource,
+    TableSource,
+    Tracking,
+    Webhook,
+)
+from sparkdrift.results import DriftResult
+from sparkdrift.tracking import (
+    NoOpRun,
+    config_params,
+    describe_windows,
+    log_artifacts,
+    log_cost,
+    log_results,
+    log_summaries,
+    metric_step,
+    run_url,
+    set_tags,
+    start_run,
+)
+
+DAY = 86400
+DAY0 = datetime(2026, 1, 8)
+WINDOWS = (DAY0, DAY0 + timedelta(days=3))
+
+
+@pytest.fixture(scope="module")
+def _migrated_db(tmp_path_factory) -> Path:
+    """Creating MLflow's schema takes ~1 s; do it once and copy the file per test."""
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def uri(tracking_uri, _migrated_db) -> str:
+    """A fresh, empty store per test at the shared fixture's location."""
+    shutil.copy(_migrated_db, tracking_uri[len("sqlite:///") :])
+    return tracking_uri
+
+
+def _cfg(uri: str | None, **tracking) -> MonitorConfig:
+    return MonitorConfig(
+        monitor="churn_model",
+        baseline=TableSource(table="data/churn_train"),
+        production=ProductionSource(table="data/churn_inference", timestamp_column="event_time"),
+        thresholds={"psi": 0.2},
+        actions=Actions(webhook=Webhook(url_env="SLACK_WEBHOOK_URL")),
+        mlflow=Tracking(tracking_uri=uri, **tracking),
+    )
+
+
+def _start(cfg: MonitorConfig, **kw):
+    args = dict(job="detect", window_range=WINDOWS, baseline_id="b-001",
+                source_versions={"baseline": 2, "production": 7})
+    args.update(kw)
+    return start_run(cfg, **args)
+
+
+def _results(values: dict[str, list[float]]) -> list[DriftResult]:
+    rows = []
+    for feature, series in values.items():
+        for i, v in enumerate(series):
+            rows.append(DriftResult(
+                monitor="churn_model", baseline_id="b-001", window_start=DAY0 + timedelta(days=i),
+                window_end=DAY0 + timedelta(days=i + 1), feature=feature, statistic="psi", value=v,
+                threshold=0.2, drifted=v > 0.2,
+            ))
+    return rows
+
+
+def _ms(dt: datetime) -> int:
+    return int(dt.replace(tzinfo=timezone.utc).timestamp()) * 1000
+
+
+def test_run_in_named_experiment_with_params_and_tags(uri, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing may land in the working directory
+    client = MlflowClient(uri)
+    assert client.get_experiment_by_name("sparkdrift/churn_model") is None
+
+    with _start(_cfg(uri)) as run:
+        set_tags(run, {"sparkdrift.severity": "severe", "sparkdrift.actions": "retrain"})
+
+    exp = client.get_experiment_by_name("sparkdrift/churn_model")
+    assert exp is not None and run.info.experiment_id == exp.experiment_id
+    # artifacts of a SQLite store sit next to the database, not in the CWD
+    assert exp.artifact_location.startswith((tmp_path / "mlartifacts").as_uri())
+    got = client.get_run(run.info.run_id)
+    assert got.info.status == "FINISHED"
+    assert got.info.run_name == "churn_model detect 2026-01-08..2026-01-10"
+
+    params = got.data.params
+    assert params["monitor"] == "churn_model"
+    assert params["production.granularity"] == "day"
+    assert params["thresholds.psi"] == "0.2"
+    assert params["binning.coarse_bins"] == "10"
+    assert params["baseline_id"] == "b-001"
+    assert params["baseline_id.pinned"] == "None"
+    assert params["source.baseline.version"] == "2"
+    assert params["source.production.version"] == "7"
+    assert params["actions.webhook.url_env"] == "***"  # url/token/secret/password keys: redacted
+    assert len(params) > 60  # the whole config, logged in batches of <= 100 params
+
+    tags = got.data.tags
+    assert tags["sparkdrift.monitor"] == "churn_model"
+    assert tags["sparkdrift.job"] == "detect"
+    assert tags["sparkdrift.baseline_id"] == "b-001"
+    assert tags["sparkdrift.windows"] == "3 (2026-01-08..2026-01-10)"
+    assert tags["sparkdrift.severity"] == "severe"
+    assert tags["sparkdrift.actions"] == "retrain"
+    assert run.info.url == f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs/{run.info.run_id}"
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_metrics_read_back_with_window_steps_and_timestamps(uri):
+    with _start(_cfg(uri)) as run:
+        n = log_results(run, _results({"age": [0.05, 0.31, 0.12], "tenure": [0.01, math.nan, 0.02]}), DAY)
+    assert n == 5  # NaN skipped
+
+    client = MlflowClient(uri)
+    age = sorted(client.get_metric_history(run.info.run_id, "drift.age.psi"), key=lambda m: m.step)
+    first_step = int(DAY0.replace(tzinfo=timezone.utc).timestamp()) // DAY
+    assert [(m.value, m.step, m.timestamp) for m in age] == [
+        (0.05, first_step, _ms(DAY0 + timedelta(days=1))),
+        (0.31, first_step + 1, _ms(DAY0 + timedelta(days=2))),
+        (0.12, first_step + 2, _ms(DAY0 + timedelta(days=3))),
+    ]
+    tenure = sorted(client.get_metric_history(run.info.run_id, "drift.tenure.psi"), key=lambda m: m.step)
+    assert [(m.value, m.step) for m in tenure] == [(0.01, first_step), (0.02, first_step + 2)]
+
+
+def test_metric_names_follow_the_result_row():
+    row = _results({"age": [0.1]})[0]
+    assert row.metric_name == "drift.age.psi"
+    from dataclasses import replace
+
+    assert replace(row, signal="prediction", feature="score").metric_name == "prediction.score.psi"
+    assert replace(row, signal="quality", statistic="completeness").metric_name == "quality.age.completeness"
+    assert replace(row, reference="previous_window").metric_name == "drift.age.psi.vs_previous_window"
+    # a naive datetime is UTC; an aware one is converted
+    aware = datetime(2026, 1, 8, 1, 0, tzinfo=timezone(timedelta(hours=1)))
+    assert metric_step(aware, DAY) == metric_step(DAY0, DAY) == 20461
+
+
+def test_metrics_are_logged_in_batches_of_at_most_1000(uri):
+    n_features, n_windows = 250, 10  # 2500 values
+    values = {f"f{i:03d}": [0.001 * (i + w) for w in range(n_windows)] for i in range(n_features)}
+    calls: list[int] = []
+    with _start(_cfg(uri)) as run:
+        real = run.client.log_batch
+
+        def counting(run_id, metrics=(), params=(), tags=(), synchronous=None):
+            if metrics:
+                calls.append(len(metrics))
+            return real(run_id, metrics=metrics, params=params, tags=tags, synchronous=synchronous)
+
+        run.client.log_batch = counting
+        assert log_results(run, _results(values), DAY) == 2500
+    assert len(calls) <= math.ceil(2500 / 1000) and max(calls) <= 1000 and sum(calls) == 2500
+
+    history = MlflowClient(uri).get_metric_history(run.info.run_id, "drift.f249.psi")
+    assert len(history) == n_windows
+
+
+def test_second_run_is_new_and_leaves_the_first_alone(uri):
+    cfg = _cfg(uri)
+    with _start(cfg) as first:
+        log_results(first, _results({"age": [0.05, 0.31, 0.12]}), DAY)
+    with _start(cfg) as second:
+        log_results(second, _results({"age": [0.5, 0.6, 0.7]}), DAY)
+
+    assert first.info.run_id != second.info.run_id
+    assert first.info.experiment_id == second.info.experiment_id
+    client = MlflowClient(uri)
+    h1 = sorted(client.get_metric_history(first.info.run_id, "drift.age.psi"), key=lambda m: m.step)
+    h2 = sorted(client.get_metric_history(second.info.run_id, "drift.age.psi"), key=lambda m: m.step)
+    assert [m.value for m in h1] == [0.05, 0.31, 0.12]
+    assert [m.value for m in h2] == [0.5, 0.6, 0.7]
+    assert [m.step for m in h1] == [m.step for m in h2]  # the same window, the same step
+    runs = client.search_runs([first.info.experiment_id])
+    assert len(runs) == 2
+
+
+def test_exception_inside_the_run_marks_it_failed(uri):
+    with pytest.raises(RuntimeError, match="boom"):
+        with _start(_cfg(uri)) as run:
+            raise RuntimeError("boom")
+    got = MlflowClient(uri).get_run(run.info.run_id)
+    assert got.info.status == "FAILED"
+    assert got.data.tags["sparkdrift.error"] == "RuntimeError: boom"
+
+
+def test_disabled_tracking_creates_nothing(uri):
+    with _start(_cfg(uri, enabled=False)) as run:
+        assert isinstance(run, NoOpRun) and run.info.run_id is None
+        assert log_results(run, _results({"age": [0.1]}), DAY) == 0
+        log_summaries(run, [])
+        log_cost(run, {"rows_read": 1})
+        set_tags(run, {"a": "b"})
+        log_artifacts(run, ".")
+    client = MlflowClient(uri)
+    assert client.get_experiment_by_name("sparkdrift/churn_model") is None
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
+
+
+def test_summaries_cost_and_artifacts(uri, tmp_path):
+    summaries = [
+        {"window_start": DAY0 + timedelta(days=i), "window_end": DAY0 + timedelta(days=i + 1),
+         "drift.score": s, "drift.n_drifted": n, "drift.share_drifted": n / 4,
+         "prediction.psi_max": math.nan, "severity": "minor"}
+        for i, (s, n) in enumerate([(0.1, 0), (0.35, 2)])
+    ]
+    report = tmp_path / "report"
+    (report / "plots").mkdir(parents=True)
+    (report / "drift_report.html").write_text("<html></html>")
+    (report / "plots" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+
+    with _start(_cfg(uri, experiment="team/drift")) as run:
+        assert log_summaries(run, summaries) == 6  # NaN and the text value skipped
+        log_cost(run, {"rows_read": 5500, "bytes_read": 3.5e6, "wall_time_s": 4.5, "stage.read_s": 1.25})
+        log_artifacts(run, report, "report")
+
+    client = MlflowClient(uri)
+    assert client.get_experiment_by_name("team/drift").experiment_id == run.info.experiment_id
+    score = sorted(client.get_metric_history(run.info.run_id, "drift.score"), key=lambda m: m.step)
+    step0 = metric_step(DAY0, DAY)
+    assert [(m.value, m.step, m.timestamp) for m in score] == [
+        (0.1, step0, _ms(DAY0 + timedelta(days=1))),
+        (0.35, step0 + 1, _ms(DAY0 + timedelta(days=2))),
+    ]
+    metrics = client.get_run(run.info.run_id).data.metrics
+    assert metrics["drift.n_drifted"] == 2 and "prediction.psi_max" not in metrics
+    assert metrics["cost.rows_read"] == 5500 and metrics["cost.stage.read_s"] == 1.25
+    top = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
+    assert top == {"report/drift_report.html", "report/plots"}
+
+
+def test_config_params_never_carry_secrets():
+    cfg = _cfg("https://alice:s3cret@mlflow.example.com")
+    params = config_params(cfg)
+    assert params["mlflow.tracking_uri"] == "https://***@mlflow.example.com"
+    assert params["actions.webhook.url_env"] == "***"
+    assert not any("s3cret" in v for v in params.values())
+    assert all(len(v) <= 6000 for v in params.values())
+
+
+def test_run_urls_and_window_labels(monkeypatch):
+    monkeypatch.delenv("DATABRICKS_HOST", raising=False)
+    assert run_url("http://mlflow.internal:5000/", "3", "abc") == "http://mlflow.internal:5000/#/experiments/3/runs/abc"
+    assert run_url("https://u:p@host/prefix", "3", "abc") == "https://host/prefix/#/experiments/3/runs/abc"
+    assert run_url("sqlite:///x/mlflow.db", "1", "r") == "http://127.0.0.1:5000/#/experiments/1/runs/r"
+    assert run_url(None, "1", "r") == "http://127.0.0.1:5000/#/experiments/1/runs/r"
+    assert run_url("databricks", "7", "r").endswith("#mlflow/experiments/7/runs/r")
+    monkeypatch.setenv("DATABRICKS_HOST", "adb-1.azuredatabricks.net")
+    assert run_url("databricks", "7", "r") == "https://adb-1.azuredatabricks.net/#mlflow/experiments/7/runs/r"
+
+    assert describe_windows((DAY0, DAY0 + timedelta(days=7)), DAY) == (7, "2026-01-08..2026-01-14")
+    assert describe_windows((DAY0, DAY0 + timedelta(days=1)), DAY) == (1, "2026-01-08")
+    hours = (DAY0 + timedelta(hours=6), DAY0 + timedelta(hours=12))
+    assert describe_windows(hours, 3600) == (6, "2026-01-08T06:00..2026-01-08T11:00")
+    assert describe_windows(None, DAY) == (0, "")
