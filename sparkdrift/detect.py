@@ -146,7 +146,8 @@ def run_detect(
             prod = read_table(spark, cfg.production.table, version=cfg.production.version, filter=cfg.production.filter)
             require_columns(prod, [cfg.production.timestamp_column])
             hist_table = cfg.output_table("histograms")
-            start, end = plan_range(last_window_start(spark, hist_table, cfg.monitor, baseline.baseline_id), cfg, as_of)
+            done = last_window_start(spark, cfg.output_table("metrics"), cfg.monitor, baseline.baseline_id)
+            start, end = plan_range(done, cfg, as_of)
         if start is not None and start >= end:
             return DetectOutcome(
                 f"no new complete windows: next window ends after {naive_utc(end)} + lateness "
@@ -200,15 +201,18 @@ def run_detect(
         with tracking.start_run(cfg, job="detect", window_range=window_range, baseline_id=baseline.baseline_id,
                                 source_versions=versions) as run:
             run_id = run.info.run_id
-            with meter.stage("write_metrics"):
-                now = datetime.now(timezone.utc)
-                df = spark.createDataFrame(_metric_rows(results, run_id, now), _METRICS_SCHEMA)
-                merge_rows(spark, df, cfg.output_table("metrics"), METRIC_KEYS)
             with meter.stage("mlflow"):
                 run.log_results(results, g)
                 run.log_summaries(window_summaries(results, decisions), g)
             with meter.stage("actions"):
                 records = actions_mod.apply_actions(spark, cfg, decisions, run_id, run.info.url)
+            # The metrics table is written last: it is the progress marker, so a run that
+            # died before this point is redone whole next time (MERGE + action dedup make
+            # that safe), and no window is ever skipped with its actions unapplied.
+            with meter.stage("write_metrics"):
+                now = datetime.now(timezone.utc)
+                df = spark.createDataFrame(_metric_rows(results, run_id, now), _METRICS_SCHEMA)
+                merge_rows(spark, df, cfg.output_table("metrics"), METRIC_KEYS)
             outcome = DetectOutcome(
                 message=f"{len(windows)} windows checked",
                 windows=windows, results=results, decisions=decisions, actions=records, run_id=run_id,

@@ -403,7 +403,7 @@ def load_histograms(
 
 
 def last_window_start(spark, table: str, monitor: str, baseline_id: str) -> datetime | None:
-    """Start of the newest stored window, the point an incremental run continues from."""
+    """Start of the newest window stored in ``table`` for a monitor and baseline."""
     from pyspark.sql import functions as F
 
     from sparkdrift.tables import read_output
