@@ -5,6 +5,8 @@ rolling reference merged from the last N windows' histograms (no rescans).
 """
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -17,9 +19,12 @@ from sparkdrift.stats import (
     DEFAULT_STATISTICS,
     STATISTICS,
     StatParams,
+    StatResult,
     breached,
     compute,
 )
+
+log = logging.getLogger("sparkdrift.drift")
 
 
 def statistics_for(cfg: MonitorConfig, profile: FeatureProfile) -> tuple[str, ...]:
@@ -64,7 +69,11 @@ def compare(
         stat = STATISTICS[name]
         if profile.kind not in stat.kinds:
             continue
-        res = compute(name, profile, reference, window, params)
+        try:
+            res = compute(name, profile, reference, window, params)
+        except Exception as exc:  # one bad column must not sink the others' results
+            log.warning("%s on %s failed: %s", name, profile.name, exc)
+            res = StatResult(name, math.nan, reason=f"failed: {exc}")
         threshold = threshold_for(cfg, profile, name)
         out.append(
             DriftResult(

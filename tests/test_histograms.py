@@ -1,6 +1,7 @@
 """The one-pass window histograms against exact counts done another way (numpy on the same rows)."""
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -130,3 +131,20 @@ def test_time_filter_prunes_files_of_other_days(spark, tmp_path, setup):
     assert (result.scan.files, result.scan.rows) == (1, 24)
     full = count_windows(df, profiles, "ts", 86400)
     assert (full.scan.files, full.scan.rows) == (2, 48)
+
+
+def test_a_failing_statistic_is_nan_with_reason_and_others_proceed(setup):
+    """One bad column (here: a histogram with the wrong bin count) must not sink the others."""
+    from sparkdrift.config import parse_config
+    from sparkdrift.drift import compare
+    from sparkdrift.profile import Histogram
+
+    profiles, *_ = setup
+    cfg = parse_config({"monitor": "m", "baseline": {"table": "/b"},
+                        "production": {"table": "/p", "timestamp_column": "ts"},
+                        "features": {"numeric": ["x"]}}, "m.yaml")
+    bad = Histogram.empty(3)
+    out = compare(cfg, "b1", profiles[0], profiles[0].baseline, "baseline", T0, T0, bad)
+    assert out and all(math.isnan(r.value) and r.reason.startswith("failed:") and not r.drifted for r in out)
+    good = compare(cfg, "b1", profiles[0], profiles[0].baseline, "baseline", T0, T0, profiles[0].baseline)
+    assert good[0].statistic == "psi" and good[0].value == 0.0
