@@ -512,3 +512,12 @@ def describe_fields(cls: type = MonitorConfig, prefix: str = "") -> list[tuple[s
         if sub is not None:
             rows.extend(describe_fields(sub, key + "."))
     return rows
+
+
+def reference_markdown() -> str:
+    """The README's config reference table, generated from the dataclasses (a test keeps them in sync)."""
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for key, default, doc in describe_fields():
+        shown = default.replace("|", "\\|")
+        lines.append(f"| `{key}` | {f'`{shown}`' if shown else ''} | {doc} |")
+    return "\n".join(lines)
