@@ -1,0 +1,257 @@
+"""Severity per window: the playbook's levels and rules, applied to DriftResult rows.
+
+Pure Python, no Spark: ``evaluate`` turns the long-format results of a detect
+run into one ``WindowDecision`` per window, which ``sparkdrift.actions`` acts on.
+
+Rules, each giving a severity (the window's severity is the highest):
+
+- drift score (``policy.score``) against ``policy.levels``
+  (minor >= 0.1 notify, moderate >= 0.2 investigate, severe >= 0.3 retrain);
+- ``policy.drifted_features`` or more drifted features -> ``drifted_features_severity``;
+- a prediction column with PSI above ``policy.prediction_psi`` -> ``prediction_severity``;
+- a data-quality breach -> ``quality_severity``; a performance breach -> ``performance_severity``.
+
+Two damping rules act on the result:
+
+- ``consecutive_windows`` N: a level is active only when the last N evaluated
+  windows (decisions of earlier runs passed as ``previous`` included) all
+  reached it. Windows with no data are not evaluated, so a gap does not break
+  the chain. Until N windows exist, nothing fires.
+- ``hysteresis`` h: a level active in the previous window stays reached while
+  the score is at least ``level - h`` (only the score rule is damped; the other
+  rules are yes/no).
+
+A NaN score never reaches a level (no data is no evidence of drift).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from sparkdrift.config import SEVERITIES, Policy
+from sparkdrift.results import DriftResult
+
+LEVELS: tuple[str, ...] = SEVERITIES[1:]  # minor, moderate, severe
+
+
+def severity_rank(s: str) -> int:
+    """none 0, minor 1, moderate 2, severe 3; anything else is a ValueError."""
+    try:
+        return SEVERITIES.index(s)
+    except ValueError:
+        raise ValueError(f"unknown severity {s!r} (expected one of {', '.join(SEVERITIES)})") from None
+
+
+def at_least(s: str, min_severity: str) -> bool:
+    """True when severity ``s`` is ``min_severity`` or higher."""
+    return severity_rank(s) >= severity_rank(min_severity)
+
+
+def _max_sev(a: str, b: str) -> str:
+    return a if severity_rank(a) >= severity_rank(b) else b
+
+
+@dataclass(frozen=True)
+class WindowDecision:
+    """The policy's verdict on one window.
+
+    ``severity`` is the active severity (after the consecutive-window rule);
+    ``reached`` is what the window reached on its own (hysteresis included),
+    which the next windows' consecutive rule needs. ``rules`` are the rules
+    that fired, human readable. ``drifted`` maps each drifted feature to its
+    breached statistics and their values.
+    """
+
+    monitor: str
+    window_start: datetime
+    window_end: datetime
+    score: float
+    severity: str
+    rules: tuple[str, ...] = ()
+    drifted: dict[str, dict[str, float]] = field(default_factory=dict, hash=False)
+    n_drifted: int = 0
+    share_drifted: float = 0.0
+    reached: str = ""
+
+    def __post_init__(self) -> None:
+        severity_rank(self.severity)
+        if not self.reached:
+            object.__setattr__(self, "reached", self.severity)
+        severity_rank(self.reached)
+
+    @property
+    def drifted_features(self) -> tuple[str, ...]:
+        return tuple(sorted(self.drifted))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["rules"] = list(self.rules)
+        if not math.isfinite(d["score"]):
+            d["score"] = None
+        if not math.isfinite(d["share_drifted"]):
+            d["share_drifted"] = None
+        return d
+
+
+def _finite(v: float | None) -> bool:
+    return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _order_key(dt: datetime) -> datetime:
+    """Compare naive (taken as UTC) and aware datetimes alike."""
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def drift_score(spec: str, feature_results: Sequence[DriftResult], share: float) -> float:
+    """The window's drift score per ``policy.score``; NaN when nothing defines it."""
+    if spec == "share_drifted":
+        return share
+    if spec == "mean_shift":
+        vals = [abs(r.value) for r in feature_results if r.statistic == "mean_shift" and _finite(r.value)]
+        return max(vals) if vals else math.nan
+    agg, sep, stat = spec.partition(":")
+    if not sep or agg not in ("mean", "max") or not stat:
+        raise ValueError(f"policy.score: expected share_drifted, mean_shift, mean:<stat> or max:<stat>, got {spec!r}")
+    vals = [r.value for r in feature_results if r.statistic == stat and _finite(r.value)]
+    if not vals:
+        return math.nan
+    return max(vals) if agg == "max" else sum(vals) / len(vals)
+
+
+def _breach_rule(prefix: str, r: DriftResult) -> str:
+    if r.threshold is None or not _finite(r.value):
+        value = _fmt(r.value) if _finite(r.value) else "n/a"
+        return f"{prefix}: {r.feature} {r.statistic} {value} breached" + (f" ({r.reason})" if r.reason else "")
+    op = "<" if r.value < r.threshold else ">"
+    return f"{prefix}: {r.feature} {r.statistic} {_fmt(r.value)} {op} {r.threshold:g}"
+
+
+def _window_decision(
+    policy: Policy,
+    monitor: str,
+    window_start: datetime,
+    window_end: datetime,
+    rows: Sequence[DriftResult],
+    earlier: Sequence[WindowDecision],
+) -> WindowDecision:
+    feature_rows = [r for r in rows if r.signal == "feature"]
+    features = {r.feature for r in feature_rows}
+    drifted: dict[str, dict[str, float]] = {}
+    for r in feature_rows:
+        if r.drifted and _finite(r.value):
+            drifted.setdefault(r.feature, {})[r.statistic] = float(r.value)
+    drifted = {k: drifted[k] for k in sorted(drifted)}
+    n_drifted = len(drifted)
+    share = n_drifted / len(features) if features else math.nan
+    score = drift_score(policy.score, feature_rows, share)
+
+    rules: list[str] = []
+    reached = "none"
+    prev = earlier[-1] if earlier else None
+
+    # 1. drift score against the levels (with hysteresis); NaN never fires
+    if _finite(score):
+        for level in reversed(LEVELS):
+            thr = getattr(policy.levels, level)
+            held = prev is not None and policy.hysteresis > 0 and at_least(prev.severity, level)
+            if score >= thr:
+                rules.append(f"score {policy.score}={_fmt(score)} >= {level} {thr:g}")
+            elif held and score >= thr - policy.hysteresis:
+                rules.append(
+                    f"score {policy.score}={_fmt(score)} >= {level} {thr:g} - hysteresis {policy.hysteresis:g}"
+                    " (still active)"
+                )
+            else:
+                continue
+            reached = level
+            break
+
+    # 2. number of drifted features
+    if n_drifted >= policy.drifted_features:
+        rules.append(f"{n_drifted} drifted features >= {policy.drifted_features}")
+        reached = _max_sev(reached, policy.drifted_features_severity)
+
+    # 3. prediction drift
+    for r in rows:
+        if r.signal == "prediction" and r.statistic == "psi" and _finite(r.value) and r.value > policy.prediction_psi:
+            rules.append(f"prediction {r.feature} psi={_fmt(r.value)} > {policy.prediction_psi:g}")
+            reached = _max_sev(reached, policy.prediction_severity)
+
+    # 4. data quality and 5. performance breaches
+    for signal, severity in (("quality", policy.quality_severity), ("performance", policy.performance_severity)):
+        for r in rows:
+            if r.signal == signal and r.drifted:
+                rules.append(_breach_rule(signal, r))
+                reached = _max_sev(reached, severity)
+
+    # consecutive windows: the active level is the lowest reached over the last N windows
+    n = policy.consecutive_windows
+    if n <= 1:
+        severity = reached
+    else:
+        chain = [d.reached for d in earlier[-(n - 1):]] + [reached]
+        if len(chain) < n:
+            severity = "none"
+        else:
+            severity = min(chain, key=severity_rank)
+        if severity != reached:
+            rules.append(f"consecutive_windows {n}: {reached} not sustained yet, active {severity}")
+
+    return WindowDecision(
+        monitor=monitor,
+        window_start=window_start,
+        window_end=window_end,
+        score=float(score),
+        severity=severity,
+        rules=tuple(rules),
+        drifted=drifted,
+        n_drifted=n_drifted,
+        share_drifted=float(share),
+        reached=reached,
+    )
+
+
+def evaluate(
+    policy: Policy, results: Iterable[DriftResult], previous: Iterable[WindowDecision] = ()
+) -> list[WindowDecision]:
+    """One decision per (monitor, window), sorted by monitor then window_start.
+
+    Only results compared with the baseline (``reference == "baseline"``) count.
+    ``previous`` are decisions of earlier runs: they feed the consecutive-window
+    and hysteresis rules but are not returned; a window present in both is
+    decided again from ``results``.
+    """
+    groups: dict[tuple[str, datetime], list[DriftResult]] = {}
+    ends: dict[tuple[str, datetime], datetime] = {}
+    starts: dict[tuple[str, datetime], datetime] = {}
+    for r in results:
+        if r.reference != "baseline":
+            continue
+        key = (r.monitor, _order_key(r.window_start))
+        groups.setdefault(key, []).append(r)
+        starts.setdefault(key, r.window_start)
+        ends.setdefault(key, r.window_end)
+
+    previous = list(previous)
+    out: list[WindowDecision] = []
+    for monitor in sorted({m for m, _ in groups}):
+        keys = sorted(k for k in groups if k[0] == monitor)
+        current = {k[1] for k in keys}
+        chain = sorted(
+            (p for p in previous if p.monitor == monitor and _order_key(p.window_start) not in current),
+            key=lambda p: _order_key(p.window_start),
+        )
+        for key in keys:
+            earlier = [d for d in chain if _order_key(d.window_start) < key[1]]
+            decision = _window_decision(policy, monitor, starts[key], ends[key], groups[key], earlier)
+            out.append(decision)
+            chain = earlier + [decision] + [d for d in chain if _order_key(d.window_start) > key[1]]
+    return out
