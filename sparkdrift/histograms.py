@@ -267,6 +267,7 @@ class ScanMetrics:
     rows: int = 0
     files: int = 0
     bytes: int = 0
+    scans: int = 0  # file-scan nodes in the executed plan: 1 = one pass over the table
 
 
 @dataclass(frozen=True)
@@ -278,7 +279,7 @@ class CountResult:
 
 def scan_metrics(df: "DataFrame") -> ScanMetrics:
     """Sum the file-scan node metrics of an executed DataFrame (descending through AQE stages)."""
-    rows = files = size = 0
+    rows = files = size = scans = 0
     stack = [df._jdf.queryExecution().executedPlan()]
     while stack:
         node = stack.pop()
@@ -294,12 +295,13 @@ def scan_metrics(df: "DataFrame") -> ScanMetrics:
             def value(key: str) -> int:
                 m = metrics.get(key)
                 return int(m.get().value()) if m.isDefined() else 0
+            scans += 1
             rows += value("numOutputRows")
             files += value("numFiles")
             size += value("filesSize")
         children = node.children()
         stack.extend(children.apply(i) for i in range(children.size()))
-    return ScanMetrics(rows, files, size)
+    return ScanMetrics(rows, files, size, scans)
 
 
 def count_windows(
