@@ -10,6 +10,15 @@ def _fmt(v: float) -> str:
     return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
 
 
+_HEADLINE = ("psi", "ks", "js", "chi2", "tv", "wasserstein")
+
+
+def _headline(stats: dict[str, float], most: int = 3) -> list[tuple[str, float]]:
+    """The few best-known breached statistics of a column (all are in the table and MLflow)."""
+    ranked = sorted(stats.items(), key=lambda kv: (_HEADLINE.index(kv[0]) if kv[0] in _HEADLINE else 99, kv[0]))
+    return ranked[:most]
+
+
 def format_summary(cfg: MonitorConfig, outcome) -> str:
     """A readable table of the run (the same facts the MLflow run holds)."""
     lines = [f"sparkdrift detect: monitor {cfg.monitor}"]
@@ -27,7 +36,7 @@ def format_summary(cfg: MonitorConfig, outcome) -> str:
     lines.append(f"  {'window':<17} {'severity':<9} {'score':>6} {'drifted':>7}  features (statistic=value)")
     for d in outcome.decisions:
         feats = "; ".join(
-            f"{name} " + ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(stats.items()))
+            f"{name} " + ", ".join(f"{k}={_fmt(v)}" for k, v in _headline(stats))
             for name, stats in sorted(d.drifted.items())
         )
         lines.append(
