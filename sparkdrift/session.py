@@ -35,9 +35,14 @@ def get_session(
     os.environ["TZ"] = "UTC"
     time.tzset()
 
+    builder = SparkSession.builder.appName(app_name)
+    # Under spark-submit the launcher's --master is already in the JVM's conf: keep it.
+    under_submit = "PYSPARK_GATEWAY_PORT" in os.environ
+    chosen = master or os.environ.get("SPARKDRIFT_MASTER") or (None if under_submit else "local[*]")
+    if chosen:
+        builder = builder.master(chosen)
     builder = (
-        SparkSession.builder.appName(app_name)
-        .master(master or os.environ.get("SPARKDRIFT_MASTER", "local[*]"))
+        builder
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         .config("spark.sql.session.timeZone", "UTC")
