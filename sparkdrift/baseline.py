@@ -1,0 +1,754 @@
+"""The baseline job: a versioned profile of the reference table in two scans.
+
+Scan 1 is ONE aggregation over every numeric column at once: approximate
+quantiles on the fine grid (``percentile_approx`` with an explicit accuracy),
+count, min, max, mean, population std, sum, sum of squares, null and NaN
+counts. The driver turns the quantiles into cut points (`binning.make_edges`)
+and coarse PSI bins (`binning.coarse_starts`).
+
+Scan 2 counts every column into its own bins in one pass: each row becomes one
+``(column, key, category)`` entry per column, and a ``groupBy`` with map-side
+partial aggregation means what is shuffled is columns x bins (x distinct
+categories), never rows. Top-K categories are ranked in Spark (window
+``row_number`` over count desc, value asc), so the driver receives at most
+``top_k + max_tracked_categories`` rows per categorical column and the
+fine-bin counts of each numeric column.
+
+Both scans are a fixed number of Spark jobs whatever the number of columns.
+
+Numeric statistics (quantiles, min/max, mean, std, sums) are over the finite
+values: nulls, NaNs and +-infinity are left out (infinities are then counted
+as underflow/overflow, since they lie outside [min, max]).
+
+The profile is identified by a hash of (source table, Delta version read,
+the config sections that shape it), so a rerun on an unchanged source gets the
+same id and writes nothing; a new table version or a changed config gets a
+new id.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sparkdrift.binning import coarse_starts, make_edges, quantile_probabilities, spark_splits
+from sparkdrift.errors import BaselineError, TableError
+from sparkdrift.profile import BaselineProfile, FeatureProfile, Histogram
+from sparkdrift.selection import ColumnSpec, categorical_expr, numeric_expr, select_columns
+from sparkdrift.tables import TableRead, merge_rows, read_output, read_table
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+    from sparkdrift.config import MonitorConfig
+
+log = logging.getLogger("sparkdrift.baseline")
+
+#: Seed of ``baseline.sample_fraction``: the same table version gives the same sample.
+SAMPLE_SEED = 20240229
+#: Bumped when the way a profile is computed changes, so old and new profiles get different ids.
+PROFILE_FORMAT = 1
+#: Config sections (top level) that shape a profile, hashed into the baseline id.
+PROFILE_SECTIONS = ("baseline", "features", "prediction", "binning", "id_column")
+
+# Scan-2 keys. Numeric: fine bin 0..k, or one of these; categorical: VALUE or NULL.
+NULL, NAN, UNDER, OVER, VALUE = -1, -2, -3, -4, 0
+
+PROFILE_SCHEMA = (
+    "monitor string, baseline_id string, created_at timestamp, source_table string, "
+    "source_version bigint, config_hash string, row_count bigint, position int, "
+    "feature string, kind string, role string, dtype string, "
+    "edges array<double>, coarse array<int>, categories array<string>, tracked array<string>, "
+    "counts array<bigint>, nulls bigint, nans bigint, underflow bigint, overflow bigint, "
+    "unseen bigint, invalid bigint, value_sum double, value_sum_sq double, "
+    "min double, max double, mean double, std double"
+)
+PROFILE_KEYS = ["monitor", "baseline_id", "feature"]
+#: ``feature`` of the row holding the baseline's label x prediction counts (kind "performance").
+PERFORMANCE_ROW = "__performance__"
+
+
+@dataclass(frozen=True, eq=False)
+class BaselineWithMoments(BaselineProfile):
+    """A `BaselineProfile` that also carries each numeric column's exact mean and std.
+
+    ``moments[name] = (mean, population std)`` from scan 1 (``avg``/``stddev_pop``).
+    ``Histogram.std`` derives the std from sums of squares, which loses precision
+    when |mean| >> std (e.g. epoch seconds); these are the values stored in the
+    ``mean``/``std`` columns of the profiles table.
+    """
+
+    moments: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def mean_std(profile: BaselineProfile, feature: str) -> tuple[float, float]:
+    """Mean and population std of a numeric column's finite baseline values (NaN if undefined)."""
+    moments = getattr(profile, "moments", {})
+    if feature in moments:
+        return moments[feature]
+    fp = profile.features[feature]
+    if fp.kind != "numeric":
+        return math.nan, math.nan
+    return fp.baseline.mean, fp.baseline.std
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def profile_config_hash(cfg: "MonitorConfig") -> str:
+    """Hash of everything in the config that changes what a profile contains.
+
+    The sections in `PROFILE_SECTIONS`, plus the production timestamp column and
+    the label column (both are kept out of inferred features), the positive
+    label (it keys the baseline performance counts), plus `PROFILE_FORMAT`.
+    ``baseline.version``/``baseline.timestamp`` are left out: they only choose
+    the Delta version, and the version actually read is part of the id, so
+    pinning the version that is also the latest gives the same id.
+    """
+    plain = cfg.to_dict()
+    shaped = {k: plain[k] for k in PROFILE_SECTIONS}
+    shaped["baseline"] = {k: v for k, v in shaped["baseline"].items() if k not in ("version", "timestamp")}
+    shaped["production.timestamp_column"] = cfg.production.timestamp_column
+    shaped["label.column"] = cfg.label.column
+    shaped["label.positive"] = cfg.label.positive
+    shaped["format"] = PROFILE_FORMAT
+    return hashlib.sha256(json.dumps(shaped, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def baseline_id_for(source_table: str, source_version: int | None, config_hash: str) -> str:
+    """Deterministic id of a profile: same source version + same config -> same id."""
+    text = json.dumps([source_table, source_version, config_hash])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _read_source(spark: "SparkSession", cfg: "MonitorConfig") -> TableRead:
+    src = cfg.baseline
+    read = read_table(spark, src.table, version=src.version, timestamp=src.timestamp, filter=src.filter)
+    if src.sample_fraction is not None and src.sample_fraction < 1.0:
+        read = TableRead(
+            df=read.df.sample(withReplacement=False, fraction=src.sample_fraction, seed=SAMPLE_SEED),
+            table=read.table,
+            version=read.version,
+        )
+    return read
+
+
+def _describe_read(cfg: "MonitorConfig", read: TableRead) -> str:
+    parts = [f"{read.table} version {read.version}"]
+    if cfg.baseline.filter:
+        parts.append(f"filter {cfg.baseline.filter!r}")
+    if cfg.baseline.sample_fraction is not None and cfg.baseline.sample_fraction < 1.0:
+        parts.append(f"sample {cfg.baseline.sample_fraction:g} (seed {SAMPLE_SEED})")
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------- scans
+
+
+def _finite(c: "Column") -> "Column":
+    from pyspark.sql import functions as F
+
+    return F.when(~F.isnan(c) & (F.abs(c) != F.lit(float("inf"))), c)
+
+
+def _scan_moments(
+    df: "DataFrame", numeric: list[int], probabilities: list[float], accuracy: int
+) -> tuple[int, dict[int, dict]]:
+    """Scan 1: row count, and quantiles + moments of every numeric column, in one aggregation."""
+    from pyspark.sql import functions as F
+
+    aggs = [F.count(F.lit(1)).alias("rows")]
+    for i in numeric:
+        c = F.col(f"c{i}")
+        fin = _finite(c)
+        aggs += [
+            F.percentile_approx(fin, probabilities, accuracy).alias(f"q{i}"),
+            F.count(fin).alias(f"n{i}"),
+            F.min(fin).alias(f"lo{i}"),
+            F.max(fin).alias(f"hi{i}"),
+            F.avg(fin).alias(f"mean{i}"),
+            F.stddev_pop(fin).alias(f"std{i}"),
+            F.sum(fin).alias(f"s{i}"),
+            F.sum(fin * fin).alias(f"ss{i}"),
+            F.sum(F.when(c.isNull(), 1).otherwise(0)).alias(f"null{i}"),
+            F.sum(F.when(F.isnan(c), 1).otherwise(0)).alias(f"nan{i}"),
+        ]
+    # collect(), not first(): first() plans a limit over the aggregate and is ~3x slower here
+    (row,) = df.agg(*aggs).collect()
+    stats = {}
+    for i in numeric:
+        q = row[f"q{i}"]
+        stats[i] = {
+            # -0.0 and 0.0 are one value (see selection.numeric_expr)
+            "quantiles": [v + 0.0 for v in q if v is not None] if q is not None else [],
+            "n": int(row[f"n{i}"] or 0),
+            "min": row[f"lo{i}"],
+            "max": row[f"hi{i}"],
+            "mean": row[f"mean{i}"],
+            "std": row[f"std{i}"],
+            "sum": float(row[f"s{i}"] or 0.0),
+            "sum_sq": float(row[f"ss{i}"] or 0.0),
+            "nulls": int(row[f"null{i}"] or 0),
+            "nans": int(row[f"nan{i}"] or 0),
+        }
+    return int(row["rows"]), stats
+
+
+def _scan_counts(
+    df: "DataFrame",
+    specs: list[ColumnSpec],
+    edges: dict[int, tuple[float, ...]],
+    top_k: int,
+    max_tracked: int,
+    performance: bool = False,
+) -> list:
+    """Scan 2: fine-bin counts of numeric columns and ranked category counts, in one pass.
+
+    Returns rows (fi, key, value, n, s, ss, lo, hi, rank, distinct, total): for
+    numeric columns every (bin, n); for categorical ones the null count and the
+    top ``top_k`` values, plus the next ``max_tracked`` when the column has at
+    most ``top_k + max_tracked`` distinct values. With ``performance``, the
+    label x prediction slot (columns ``pk``/``pv`` of ``df``) has feature index
+    ``len(specs)`` and carries the sums of its values in s/ss/lo/hi.
+    """
+    from pyspark.ml.feature import Bucketizer
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    binned = [i for i, s in enumerate(specs) if s.kind == "numeric" and edges.get(i)]
+    staged = df
+    if binned:
+        staged = Bucketizer(
+            splitsArray=[spark_splits(edges[i]) for i in binned],
+            # Bucketizer needs non-null inputs to be useful; null/NaN get their own key below
+            inputCols=[f"b{i}" for i in binned],
+            outputCols=[f"k{i}" for i in binned],
+            handleInvalid="keep",
+        ).transform(
+            df.select(
+                "*",
+                *[F.coalesce(F.when(~F.isnan(F.col(f"c{i}")), F.col(f"c{i}")), F.lit(0.0)).alias(f"b{i}") for i in binned],
+            )
+        )
+    entries = []
+    for i, s in enumerate(specs):
+        c = F.col(f"c{i}")
+        if s.kind == "numeric":
+            key = F.when(c.isNull(), F.lit(NULL)).when(F.isnan(c), F.lit(NAN))
+            if i in binned:
+                k = len(edges[i]) - 1
+                bucket = F.col(f"k{i}").cast("int")
+                key = key.when(bucket == 0, F.lit(UNDER)).when(bucket == k + 2, F.lit(OVER)).otherwise(bucket - 1)
+            else:  # no finite baseline value: anything else is +-infinity
+                key = key.when(c < 0, F.lit(UNDER)).otherwise(F.lit(OVER))
+            value = F.lit(None).cast("string")
+        else:
+            key = F.when(c.isNull(), F.lit(NULL)).otherwise(F.lit(VALUE))
+            value = c
+        entries.append(_entry(i, key, value, F.lit(None).cast("double")))
+    if performance:
+        entries.append(_entry(len(specs), F.col("pk"), F.lit(None).cast("string"), F.col("pv")))
+
+    finite = F.when(~F.isnan("v"), F.col("v"))
+    counted = (
+        staged.select(F.inline(F.array(*entries)))
+        .groupBy("fi", "key", "value")
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.sum(finite).alias("s"),
+            F.sum(finite * finite).alias("ss"),
+            F.min(finite).alias("lo"),
+            F.max(finite).alias("hi"),
+        )
+    )
+    part = Window.partitionBy("fi", "key")
+    ranked = counted.select(
+        "*",
+        F.row_number().over(part.orderBy(F.col("n").desc(), F.col("value").asc())).alias("rank"),
+        F.count(F.lit(1)).over(part).alias("distinct"),
+        F.sum("n").over(part).alias("total"),
+    )
+    categorical = [i for i, s in enumerate(specs) if s.kind == "categorical"]
+    keep = (
+        ~F.col("fi").isin(categorical)
+        | (F.col("key") != F.lit(VALUE))
+        | (F.col("rank") <= F.lit(top_k))
+        | (F.col("distinct") <= F.lit(top_k + max_tracked))
+    )
+    return ranked.filter(keep).collect()
+
+
+def _entry(fi: int, key: "Column", value: "Column", v: "Column") -> "Column":
+    from pyspark.sql import functions as F
+
+    return F.struct(F.lit(fi).alias("fi"), key.cast("int").alias("key"), value.alias("value"), v.alias("v"))
+
+
+def _performance_columns(cfg: "MonitorConfig", columns: list[str]) -> tuple["Column", "Column"] | None:
+    """Key and value of the label x prediction slot, when the baseline table has both columns.
+
+    The same expressions as the production pass (`performance.key_and_value`), so the
+    baseline's performance is comparable with every window's.
+    """
+    from sparkdrift.performance import key_and_value
+    from sparkdrift.tables import qcol
+
+    label = cfg.label.column
+    if not label or not cfg.prediction.columns:
+        return None
+    pred = cfg.prediction.columns[0]
+    if label not in columns or pred not in columns:
+        return None
+    return key_and_value(cfg.prediction.kind, qcol(pred), qcol(label), cfg.label.positive)
+
+
+def _performance_histogram(rows: list, n_bins: int) -> Histogram:
+    counts = np.zeros(n_bins, dtype=np.int64)
+    nulls = 0
+    s = ss = 0.0
+    lo = hi = math.nan
+    for r in rows:
+        k, n = int(r["key"]), int(r["n"])
+        if 0 <= k < n_bins:
+            counts[k] += n
+        else:
+            nulls += n
+        if r["s"] is not None:
+            s += r["s"]
+            ss += r["ss"]
+            lo = float(np.fmin(lo, r["lo"]))
+            hi = float(np.fmax(hi, r["hi"]))
+    return Histogram(counts=counts, nulls=nulls, value_sum=s, value_sum_sq=ss, min=lo, max=hi)
+
+
+# --------------------------------------------------------------------------- assembly
+
+
+def _numeric_profile(
+    spec: ColumnSpec, st: dict, edges: tuple[float, ...] | None, rows: list, coarse_bins: int
+) -> tuple[FeatureProfile, float, float]:
+    keys: dict[int, int] = {int(r["key"]): int(r["n"]) for r in rows}
+    if not edges:  # all null / NaN / infinite: record it, no bins
+        hist = Histogram(
+            counts=np.zeros(0, dtype=np.int64),
+            nulls=keys.get(NULL, 0),
+            nans=keys.get(NAN, 0),
+            underflow=keys.get(UNDER, 0),
+            overflow=keys.get(OVER, 0),
+        )
+        return FeatureProfile(spec.name, "numeric", hist, spec.role, spec.dtype), math.nan, math.nan
+    coarse = coarse_starts(edges, coarse_bins, st["quantiles"])
+    counts = np.zeros(len(edges), dtype=np.int64)
+    for key, n in keys.items():
+        if key >= 0:
+            counts[key] = n
+    hist = Histogram(
+        counts=counts,
+        nulls=keys.get(NULL, 0),
+        nans=keys.get(NAN, 0),
+        underflow=keys.get(UNDER, 0),
+        overflow=keys.get(OVER, 0),
+        value_sum=st["sum"],
+        value_sum_sq=st["sum_sq"],
+        min=float(st["min"]),
+        max=float(st["max"]),
+    )
+    profile = FeatureProfile(spec.name, "numeric", hist, spec.role, spec.dtype, edges=edges, coarse=coarse)
+    std = st["std"] if st["std"] is not None else math.nan
+    return profile, float(st["mean"]), float(std)
+
+
+def _categorical_profile(spec: ColumnSpec, rows: list, top_k: int, max_tracked: int) -> FeatureProfile:
+    nulls = sum(int(r["n"]) for r in rows if r["key"] == NULL)
+    values = sorted((r for r in rows if r["key"] == VALUE), key=lambda r: r["rank"])
+    top = values[:top_k]
+    distinct = int(values[0]["distinct"]) if values else 0
+    total = _category_total(rows)
+    categories = tuple(r["value"] for r in top)
+    counts = np.array([int(r["n"]) for r in top] + [total - sum(int(r["n"]) for r in top)], dtype=np.int64)
+    if distinct <= top_k + max_tracked:
+        tracked: tuple[str, ...] | None = tuple(sorted(r["value"] for r in values[top_k:]))
+    else:
+        tracked = None
+    hist = Histogram(counts=counts, nulls=nulls)
+    return FeatureProfile(
+        spec.name, "categorical", hist, spec.role, spec.dtype, categories=categories, tracked=tracked
+    )
+
+
+def _category_total(rows: list) -> int:
+    """Non-null rows of a categorical column: carried on every collected value row."""
+    for r in rows:
+        if r["key"] == VALUE:
+            return int(r["total"])
+    return 0
+
+
+def build_baseline(spark: "SparkSession", cfg: "MonitorConfig") -> BaselineProfile:
+    """Profile ``cfg.baseline`` in two scans (see the module doc). Nothing is written.
+
+    Raises `TableError` when the table is missing, lacks a configured column,
+    or has no rows after ``filter``/``sample_fraction``.
+    """
+    started = time.perf_counter()
+    b = cfg.binning
+    read = _read_source(spark, cfg)
+    specs = select_columns(read.df.schema, cfg, read.table)
+    if not specs:
+        raise TableError(f"table {read.table}: no columns to profile (no numeric, string or boolean columns inferred)")
+    config_hash = profile_config_hash(cfg)
+    baseline_id = baseline_id_for(read.table, read.version, config_hash)
+    numeric = [i for i, s in enumerate(specs) if s.kind == "numeric"]
+    n_cat = len(specs) - len(numeric)
+    log.info(
+        "baseline %s: profiling %d numeric and %d categorical columns of %s (baseline id %s)",
+        cfg.monitor, len(numeric), n_cat, _describe_read(cfg, read), baseline_id,
+    )
+    perf = _performance_columns(cfg, read.df.columns)
+    projected = [
+        (numeric_expr(s.name, s.dtype) if s.kind == "numeric" else categorical_expr(s.name, s.dtype)).alias(f"c{i}")
+        for i, s in enumerate(specs)
+    ]
+    if perf is not None:
+        projected += [perf[0].alias("pk"), perf[1].cast("double").alias("pv")]
+        log.info(
+            "baseline %s: label %r and prediction %r are in the baseline table: also counting baseline performance",
+            cfg.monitor, cfg.label.column, cfg.prediction.columns[0],
+        )
+    df = read.df.select(*projected)
+
+    probabilities = quantile_probabilities(b.fine_bins)
+    log.info(
+        "scan 1 of 2: row count, %d-quantile grid (accuracy %d) and moments of %d numeric columns",
+        b.fine_bins, b.quantile_accuracy, len(numeric),
+    )
+    t0 = time.perf_counter()
+    row_count, stats = _scan_moments(df, numeric, probabilities, b.quantile_accuracy)
+    log.info("scan 1 of 2 done in %.1fs: %d rows", time.perf_counter() - t0, row_count)
+    if row_count == 0:
+        raise TableError(f"table {read.table}: no rows to build a baseline from ({_describe_read(cfg, read)})")
+
+    edges: dict[int, tuple[float, ...]] = {}
+    for i in numeric:
+        st = stats[i]
+        if st["min"] is not None:
+            edges[i] = make_edges(st["quantiles"], st["min"] + 0.0, st["max"] + 0.0)
+        else:
+            log.warning("baseline %s: numeric column %r has no finite value (all null/NaN)", cfg.monitor, specs[i].name)
+
+    log.info(
+        "scan 2 of 2: counting %d numeric columns into their fine bins and top-%d categories of %d categorical columns",
+        len(numeric), b.top_k, n_cat,
+    )
+    t0 = time.perf_counter()
+    rows = _scan_counts(df, specs, edges, b.top_k, b.max_tracked_categories, performance=perf is not None)
+    log.info("scan 2 of 2 done in %.1fs: %d aggregate rows collected", time.perf_counter() - t0, len(rows))
+
+    by_feature: dict[int, list] = defaultdict(list)
+    for r in rows:
+        by_feature[int(r["fi"])].append(r)
+    features: dict[str, FeatureProfile] = {}
+    moments: dict[str, tuple[float, float]] = {}
+    for i, spec in enumerate(specs):
+        if spec.kind == "numeric":
+            fp, mean, std = _numeric_profile(spec, stats[i], edges.get(i), by_feature[i], b.coarse_bins)
+            moments[spec.name] = (mean, std)
+        else:
+            fp = _categorical_profile(spec, by_feature[i], b.top_k, b.max_tracked_categories)
+        if fp.baseline.n_rows != row_count:
+            log.warning(
+                "baseline %s: column %r counted %d rows in scan 2 but scan 1 saw %d",
+                cfg.monitor, spec.name, fp.baseline.n_rows, row_count,
+            )
+        features[spec.name] = fp
+    performance = None
+    if perf is not None:
+        from sparkdrift.performance import slot_size
+
+        performance = _performance_histogram(by_feature[len(specs)], slot_size(cfg.prediction.kind))
+
+    profile = BaselineWithMoments(
+        monitor=cfg.monitor,
+        baseline_id=baseline_id,
+        created_at=datetime.now(timezone.utc).isoformat(),
+        source_table=read.table,
+        source_version=read.version,
+        config_hash=config_hash,
+        row_count=row_count,
+        features=features,
+        performance=performance,
+        moments=moments,
+    )
+    log.info(
+        "baseline %s: built profile %s of %d columns over %d rows in %.1fs",
+        cfg.monitor, baseline_id, len(features), row_count, time.perf_counter() - started,
+    )
+    return profile
+
+
+# --------------------------------------------------------------------------- store
+
+
+def _profile_rows(profile: BaselineProfile) -> list[dict]:
+    created = datetime.fromisoformat(profile.created_at)
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=timezone.utc)
+    common = {
+        "monitor": profile.monitor,
+        "baseline_id": profile.baseline_id,
+        "created_at": created,
+        "source_table": profile.source_table,
+        "source_version": profile.source_version,
+        "config_hash": profile.config_hash,
+        "row_count": int(profile.row_count),
+    }
+    rows = []
+    for position, fp in enumerate(profile.features.values()):
+        mean, std = mean_std(profile, fp.name)
+        rows.append(
+            {
+                **common,
+                "position": position,
+                "feature": fp.name,
+                "kind": fp.kind,
+                "role": fp.role,
+                "dtype": fp.dtype,
+                "edges": [float(e) for e in fp.edges],
+                "coarse": [int(c) for c in fp.coarse],
+                "categories": list(fp.categories),
+                "tracked": None if fp.tracked is None else list(fp.tracked),
+                **fp.baseline.to_dict(),
+                "mean": _none_if_nan(mean),
+                "std": _none_if_nan(std),
+            }
+        )
+    performance = getattr(profile, "performance", None)
+    if performance is not None:
+        rows.append(
+            {
+                **common,
+                "position": len(rows),
+                "feature": PERFORMANCE_ROW,
+                "kind": "performance",
+                "role": "performance",
+                "dtype": None,
+                "edges": [],
+                "coarse": [],
+                "categories": [],
+                "tracked": None,
+                **performance.to_dict(),
+                "mean": None,
+                "std": None,
+            }
+        )
+    return rows
+
+
+def _none_if_nan(v: float | None) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def _stored_ids(spark: "SparkSession", target: str, monitor: str) -> "DataFrame | None":
+    from pyspark.sql import functions as F
+
+    stored = read_output(spark, target)
+    if stored is None:
+        return None
+    return stored.filter(F.col("monitor") == F.lit(monitor))
+
+
+def baseline_exists(spark: "SparkSession", cfg: "MonitorConfig", baseline_id: str) -> bool:
+    """Whether the profiles table already holds ``baseline_id`` for this monitor."""
+    from pyspark.sql import functions as F
+
+    stored = _stored_ids(spark, cfg.output_table("profiles"), cfg.monitor)
+    return stored is not None and bool(stored.filter(F.col("baseline_id") == F.lit(baseline_id)).limit(1).take(1))
+
+
+def save_baseline(spark: "SparkSession", cfg: "MonitorConfig", profile: BaselineProfile, *, replace: bool = False) -> bool:
+    """MERGE the profile into ``cfg.output_table("profiles")``, one row per column.
+
+    A profile id that is already stored is left as it is (its first
+    ``created_at`` stays), so reruns write nothing; ``replace=True`` rewrites it.
+    Returns whether anything was written.
+    """
+    target = cfg.output_table("profiles")
+    if not replace and baseline_exists(spark, cfg, profile.baseline_id):
+        log.info(
+            "baseline %s: profile %s (source %s version %s) is already in %s: nothing written",
+            profile.monitor, profile.baseline_id, profile.source_table, profile.source_version, target,
+        )
+        return False
+    rows = _profile_rows(profile)
+    df = spark.createDataFrame(rows, PROFILE_SCHEMA)
+    merge_rows(spark, df, target, keys=PROFILE_KEYS)
+    log.info("baseline %s: wrote profile %s (%d columns) to %s", profile.monitor, profile.baseline_id, len(rows), target)
+    return True
+
+
+def load_baseline(spark: "SparkSession", cfg: "MonitorConfig", baseline_id: str | None = None) -> BaselineProfile:
+    """The stored profile ``baseline_id`` (or ``cfg.baseline_id``), else the monitor's latest by created_at.
+
+    Raises `BaselineError` when there is none.
+    """
+    from pyspark.sql import functions as F
+
+    target = cfg.output_table("profiles")
+    wanted = baseline_id or cfg.baseline_id
+    stored = _stored_ids(spark, target, cfg.monitor)
+    if stored is not None and wanted is None:
+        latest = (
+            stored.select("baseline_id", "created_at")
+            .orderBy(F.col("created_at").desc(), F.col("baseline_id").desc())
+            .limit(1)
+            .collect()
+        )
+        wanted = latest[0]["baseline_id"] if latest else None
+        if wanted is None:
+            stored = None
+    if stored is None:
+        raise BaselineError(
+            f"no baseline for monitor {cfg.monitor} in {target}: "
+            "run `sparkdrift baseline --config <monitor config>` first"
+        )
+    rows = (
+        stored.filter(F.col("baseline_id") == F.lit(wanted))
+        .withColumn("created_us", F.unix_micros("created_at"))
+        .orderBy("position")
+        .collect()
+    )
+    if not rows:
+        raise BaselineError(
+            f"baseline {wanted} of monitor {cfg.monitor} is not in {target} "
+            "(check baseline_id, or run `sparkdrift baseline --config <monitor config>`)"
+        )
+    return _profile_from_rows(rows)
+
+
+def _profile_from_rows(rows: list) -> BaselineProfile:
+    first = rows[0]
+    features = {}
+    moments = {}
+    performance = None
+    for r in rows:
+        if r["kind"] == "performance":
+            performance = Histogram.from_dict(r.asDict())
+            continue
+        if r["kind"] == "numeric":
+            moments[r["feature"]] = (
+                math.nan if r["mean"] is None else float(r["mean"]),
+                math.nan if r["std"] is None else float(r["std"]),
+            )
+        hist = Histogram.from_dict(r.asDict())
+        features[r["feature"]] = FeatureProfile(
+            name=r["feature"],
+            kind=r["kind"],
+            baseline=hist,
+            role=r["role"],
+            dtype=r["dtype"],
+            edges=tuple(float(e) for e in (r["edges"] or ())),
+            coarse=tuple(int(c) for c in (r["coarse"] or ())),
+            categories=tuple(r["categories"] or ()),
+            tracked=None if r["tracked"] is None else tuple(r["tracked"]),
+        )
+    created = datetime.fromtimestamp(first["created_us"] / 1e6, tz=timezone.utc)
+    return BaselineWithMoments(
+        monitor=first["monitor"],
+        baseline_id=first["baseline_id"],
+        created_at=created.isoformat(),
+        source_table=first["source_table"],
+        source_version=first["source_version"],
+        config_hash=first["config_hash"],
+        row_count=int(first["row_count"]),
+        features=features,
+        performance=performance,
+        moments=moments,
+    )
+
+
+def baseline_identity(spark: "SparkSession", cfg: "MonitorConfig") -> tuple[str, int | None, str]:
+    """(baseline id, source version, config hash) the config would produce now, without scanning."""
+    src = cfg.baseline
+    read = read_table(spark, src.table, version=src.version, timestamp=src.timestamp, filter=src.filter)
+    config_hash = profile_config_hash(cfg)
+    return baseline_id_for(read.table, read.version, config_hash), read.version, config_hash
+
+
+def run_baseline(spark: "SparkSession", cfg: "MonitorConfig", *, force: bool = False) -> tuple[BaselineProfile, bool]:
+    """The `sparkdrift baseline` job: build and store a profile unless this id is already stored.
+
+    Returns the profile and whether it was (re)built and written. An unchanged
+    source and config skip both scans (the stored profile is returned).
+    """
+    if not force:
+        baseline_id, version, _ = baseline_identity(spark, cfg)
+        if baseline_exists(spark, cfg, baseline_id):
+            log.info(
+                "baseline %s: profile %s of %s version %s is already stored: skipping both scans "
+                "(use force to rebuild)",
+                cfg.monitor, baseline_id, cfg.baseline.table, version,
+            )
+            return load_baseline(spark, cfg, baseline_id), False
+    profile = build_baseline(spark, cfg)
+    written = save_baseline(spark, cfg, profile, replace=force)
+    return profile, written
+
+
+# --------------------------------------------------------------------------- show
+
+
+def _fmt(v: float | None) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.6g}"
+
+
+def describe_baseline(profile: BaselineProfile, top: int = 5) -> str:
+    """A readable summary for `sparkdrift baseline show`."""
+    version = "?" if profile.source_version is None else profile.source_version
+    lines = [
+        f"baseline {profile.baseline_id}  (monitor {profile.monitor})",
+        f"  source:  {profile.source_table} @ version {version}",
+        f"  created: {profile.created_at}",
+        f"  rows:    {profile.row_count:,}",
+        f"  config:  {profile.config_hash}",
+        f"  columns: {len(profile.features)}",
+    ]
+    width = max((len(n) for n in profile.features), default=0)
+    for name, fp in profile.features.items():
+        h = fp.baseline
+        role = "" if fp.role == "feature" else f" [{fp.role}]"
+        nulls = f"nulls {h.nulls:,}" + (f", NaN {h.nans:,}" if h.nans else "")
+        if fp.kind == "numeric":
+            if fp.all_null:
+                detail = "no finite values"
+            else:
+                detail = (
+                    f"{len(fp.edges)} fine / {len(fp.coarse)} coarse bins, min {_fmt(h.min)}, max {_fmt(h.max)}, "
+                    f"mean {_fmt(mean_std(profile, name)[0])}, std {_fmt(mean_std(profile, name)[1])}"
+                )
+        else:
+            total = int(h.counts.sum())
+            shown = ", ".join(
+                f"{c!r} {n / total:.1%}" if total else repr(c) for c, n in zip(fp.categories[:top], h.counts[:top])
+            )
+            more = f", ... (+{len(fp.categories) - top})" if len(fp.categories) > top else ""
+            other = f"other {h.counts[-1] / total:.1%}" if total else "other 0"
+            tracked = "untracked (too many)" if fp.tracked is None else f"{len(fp.tracked)} tracked"
+            detail = f"top {len(fp.categories)}: {shown}{more}; {other}, {tracked}"
+        lines.append(f"  {name:<{width}}  {fp.kind:<11} {fp.dtype:<8}{role}  {nulls}; {detail}")
+    performance = getattr(profile, "performance", None)
+    if performance is not None:
+        lines.append(
+            f"  performance: label x prediction counts over {int(performance.counts.sum()):,} labelled rows"
+            f" ({performance.nulls:,} without label or prediction)"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,165 @@
+"""Which columns a monitor profiles, and how each is read as a number or a category.
+
+The baseline job and the production pass must read every column the same
+way, so both use the casts defined here:
+
+* numeric: cast to ``double`` (booleans become 1.0/0.0, decimals and integers
+  widen), with ``-0.0`` normalised to ``0.0``: Spark's ``Bucketizer`` (Java's
+  ``Arrays.binarySearch``) orders ``-0.0`` before ``0.0``, so without this a
+  ``-0.0`` would land one bin below a ``0.0`` edge while numpy puts it on it.
+* categorical: cast to ``string`` (booleans become ``"true"``/``"false"``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from sparkdrift.errors import ConfigError, TableError
+from sparkdrift.tables import qcol
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column
+    from pyspark.sql.types import DataType, StructType
+
+    from sparkdrift.config import MonitorConfig
+
+Kind = Literal["numeric", "categorical"]
+Role = Literal["feature", "prediction"]
+
+#: Spark simple type names read as numbers (``decimal(p,s)`` too, see `_is_numeric_type`).
+NUMERIC_TYPES = frozenset({"tinyint", "smallint", "int", "bigint", "float", "double"})
+#: Types a column declared categorical may have (read as their string form).
+CATEGORICAL_TYPES = frozenset({"string", "boolean", "date", "timestamp", "timestamp_ntz"}) | NUMERIC_TYPES
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One monitored column: its name, how it is binned, and what it is.
+
+    ``dtype`` is the Spark type of the column in the table it was selected
+    from (``DataType.simpleString()``); it is informational and does not take
+    part in equality.
+    """
+
+    name: str
+    kind: Kind
+    role: Role
+    dtype: str = field(default="", compare=False)
+
+
+def _type_name(dtype: "DataType | str") -> str:
+    return dtype if isinstance(dtype, str) else dtype.simpleString()
+
+
+def _is_numeric_type(name: str) -> bool:
+    return name in NUMERIC_TYPES or name.startswith("decimal")
+
+
+def supports(kind: Kind, dtype: "DataType | str") -> bool:
+    """Whether a baseline column of this Spark type can be profiled as ``kind``.
+
+    numeric: integer, floating, decimal and boolean columns. categorical:
+    strings, booleans, integers/decimals/floats and dates/timestamps (as text).
+    Maps, arrays, structs and binary are never supported.
+    """
+    name = _type_name(dtype)
+    if kind == "numeric":
+        return _is_numeric_type(name) or name == "boolean"
+    return name in CATEGORICAL_TYPES or name.startswith("decimal")
+
+
+def numeric_expr(col_name: str, dtype: "DataType | str | None" = None) -> "Column":
+    """The column as a ``double``: the one numeric cast used for baseline and production.
+
+    Booleans become 1.0/0.0; ``-0.0`` becomes ``0.0`` (see the module doc).
+    A string column is cast too (non-numbers become null), so a caller can
+    count invalid values as ``raw IS NOT NULL AND numeric_expr(...) IS NULL``.
+    """
+    from pyspark.sql import functions as F
+
+    value = qcol(col_name).cast("double")
+    return F.when(value == F.lit(0.0), F.lit(0.0)).otherwise(value)
+
+
+def categorical_expr(col_name: str, dtype: "DataType | str | None" = None) -> "Column":
+    """The column as a ``string``: booleans are ``"true"``/``"false"``, numbers their Spark text."""
+    return qcol(col_name).cast("string")
+
+
+def value_expr(spec: ColumnSpec, dtype: "DataType | str | None" = None) -> "Column":
+    """`numeric_expr` or `categorical_expr` according to ``spec.kind``."""
+    if spec.kind == "numeric":
+        return numeric_expr(spec.name, dtype or spec.dtype)
+    return categorical_expr(spec.name, dtype or spec.dtype)
+
+
+def _inferred_kind(type_name: str) -> Kind | None:
+    if _is_numeric_type(type_name):
+        return "numeric"
+    if type_name in ("string", "boolean"):
+        return "categorical"
+    return None
+
+
+def _prediction_kind(cfg: "MonitorConfig") -> Kind:
+    return "categorical" if cfg.prediction.kind == "class" else "numeric"
+
+
+def select_columns(schema: "StructType", cfg: "MonitorConfig", table: str) -> list[ColumnSpec]:
+    """The columns to profile, in a stable order: declared numeric, declared categorical,
+    inferred (schema order), then prediction columns.
+
+    Declared features are always used; with ``features.infer`` the remaining
+    numeric, string and boolean columns are added, never the production
+    timestamp column, ``id_column``, the label column, prediction columns or
+    ``features.exclude``. Prediction columns get role ``prediction`` (numeric
+    for score/regression, categorical for class).
+
+    Raises `TableError` (naming the column and ``table``) when a declared
+    column is missing or has a type that cannot be read as its kind.
+    """
+    types = {f.name: f.dataType.simpleString() for f in schema.fields}
+    by_lower: dict[str, list[str]] = {}
+    for name in types:
+        by_lower.setdefault(name.lower(), []).append(name)
+
+    def check(name: str, kind: Kind, what: str) -> ColumnSpec:
+        if name not in types:
+            near = [c for c in by_lower.get(name.lower(), []) if c != name]
+            hint = f" (did you mean {near[0]!r}?)" if near else f" (has: {', '.join(types)})"
+            raise TableError(f"table {table}: missing {what} column {name!r}{hint}")
+        dtype = types[name]
+        if not supports(kind, dtype):
+            raise TableError(
+                f"table {table}: column {name!r} has type {dtype}, which cannot be profiled as {kind}"
+            )
+        role: Role = "prediction" if what == "prediction" else "feature"
+        return ColumnSpec(name, kind, role, dtype)
+
+    predictions = list(dict.fromkeys(cfg.prediction.columns))
+    declared = [(n, "numeric") for n in dict.fromkeys(cfg.features.numeric)] + [
+        (n, "categorical") for n in dict.fromkeys(cfg.features.categorical)
+    ]
+    clash = [n for n, _ in declared if n in predictions]
+    if clash:
+        raise ConfigError(f"column {clash[0]!r} is declared both as a feature and as a prediction column")
+
+    specs = [check(name, kind, "feature") for name, kind in declared]
+    if cfg.features.infer:
+        never = {
+            cfg.production.timestamp_column,
+            cfg.id_column,
+            cfg.label.column,
+            *predictions,
+            *cfg.features.exclude,
+            *(n for n, _ in declared),
+        }
+        for name, dtype in types.items():
+            if name in never:
+                continue
+            kind = _inferred_kind(dtype)
+            if kind is not None:
+                specs.append(ColumnSpec(name, kind, "feature", dtype))
+    pkind = _prediction_kind(cfg)
+    specs += [check(name, pkind, "prediction") for name in predictions]
+    return specs
