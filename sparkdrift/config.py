@@ -475,6 +475,28 @@ def parse_config(data: Any, source: str = "<config>") -> MonitorConfig:
     return cfg
 
 
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(text: str, source: str) -> str:
+    """Replace ``${NAME}`` / ``${NAME:-default}`` with environment values.
+
+    One YAML file then serves dev and prod (e.g. a Databricks bundle passes the
+    catalog and schema as environment variables). Secrets still never belong
+    in the YAML: actions name the variable that holds them instead.
+    """
+    import os
+
+    def sub(m: re.Match) -> str:
+        name, default = m.group(1), m.group(2)
+        value = os.environ.get(name, default)
+        if value is None:
+            raise ConfigError(f"{source}: environment variable {name} is not set (referenced as ${{{name}}})")
+        return value
+
+    return _ENV_REF.sub(sub, text)
+
+
 def load_config(path: str | Path) -> MonitorConfig:
     """Read and validate a YAML monitor definition."""
     p = Path(path)
@@ -482,6 +504,7 @@ def load_config(path: str | Path) -> MonitorConfig:
         text = p.read_text()
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config ({exc.strerror})") from None
+    text = expand_env(text, str(p))
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -127,3 +127,18 @@ def test_cli_error_is_one_line_and_exit_2(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f'sparkdrift: error: {bad}: thresholds.psi: expected a number, got "high"'
     ]
+
+
+def test_environment_references_are_expanded(tmp_path, monkeypatch):
+    cfg_file = tmp_path / "env.yaml"
+    text = yaml.safe_dump(MINIMAL).replace("/data/train", "${CATALOG}.ml.train").replace(
+        "/data/log", "${LOG_TABLE:-/data/default_log}"
+    )
+    cfg_file.write_text(text)
+    monkeypatch.setenv("CATALOG", "main")
+    cfg = load_config(cfg_file)
+    assert cfg.baseline.table == "main.ml.train"
+    assert cfg.production.table == "/data/default_log"
+    monkeypatch.delenv("CATALOG")
+    with pytest.raises(ConfigError, match=r"env.yaml: environment variable CATALOG is not set"):
+        load_config(cfg_file)
