@@ -735,6 +735,8 @@ def describe_baseline(profile: BaselineProfile, top: int = 5) -> str:
                     f"{len(fp.edges)} fine / {len(fp.coarse)} coarse bins, min {_fmt(h.min)}, max {_fmt(h.max)}, "
                     f"mean {_fmt(mean_std(profile, name)[0])}, std {_fmt(mean_std(profile, name)[1])}"
                 )
+        elif not fp.categories:
+            detail = "no values"
         else:
             total = int(h.counts.sum())
             shown = ", ".join(
