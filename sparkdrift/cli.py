@@ -30,7 +30,7 @@ def _session(args: argparse.Namespace):
 
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
-    from sparkdrift.baseline import build_baseline, describe_baseline, load_baseline, save_baseline
+    from sparkdrift.baseline import describe_baseline, load_baseline, run_baseline
     from sparkdrift.config import load_config
 
     cfg = load_config(args.config)
@@ -38,9 +38,10 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     if args.action == "show":
         print(describe_baseline(load_baseline(spark, cfg, args.baseline_id)))
         return 0
-    profile = build_baseline(spark, cfg)
-    save_baseline(spark, cfg, profile)
+    profile, written = run_baseline(spark, cfg, force=args.force)
     print(describe_baseline(profile))
+    if not written:
+        print("(unchanged source and config: this baseline was already stored; nothing written)")
     return 0
 
 
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=["build", "show"], default="build")
     p.add_argument("--config", required=True, help="monitor YAML file")
     p.add_argument("--baseline-id", help="show: a specific baseline (default: latest)")
+    p.add_argument("--force", action="store_true", help="build: rescan even if this baseline is stored")
     p.set_defaults(func=_cmd_baseline)
 
     p = sub.add_parser("detect", help="detect drift in new complete windows, log to Delta + MLflow, act")

@@ -23,6 +23,7 @@ import numpy as np
 
 from sparkdrift.binning import spark_splits
 from sparkdrift.profile import FeatureProfile, Histogram
+from sparkdrift.selection import categorical_expr, numeric_expr
 from sparkdrift.tables import qcol
 from sparkdrift.windows import naive_utc, window_start_column
 
@@ -88,7 +89,7 @@ def _numeric_key(p: FeatureProfile, dtype: str, bucket: "Column", value: "Column
 def _categorical_key(p: FeatureProfile, raw: "Column") -> "Column":
     from pyspark.sql import functions as F
 
-    value = raw.cast("string")
+    value = raw
     slots = {c: i for i, c in enumerate(p.categories)}
     other = len(p.categories)
     if p.tracked is not None:
@@ -127,11 +128,12 @@ def binned_entries(
     for j, slot in enumerate(slots):
         cols += [slot.key.alias(f"sk{j}"), slot.value.cast("double").alias(f"sv{j}")]
     for i, p in enumerate(profiles):
-        raw = qcol(p.name)
+        raw = qcol(p.name) if p.kind == "numeric" else categorical_expr(p.name)
         cols.append(raw.alias(f"r{i}"))
         if p.kind == "numeric":
-            cols.append(raw.cast("double").alias(f"v{i}"))
-            cols.append(F.coalesce(F.when(~F.isnan(raw.cast("double")), raw.cast("double")), F.lit(0.0)).alias(f"b{i}"))
+            value = numeric_expr(p.name)  # the baseline's cast: -0.0 is 0.0, booleans 1/0
+            cols.append(value.alias(f"v{i}"))
+            cols.append(F.coalesce(F.when(~F.isnan(value), value), F.lit(0.0)).alias(f"b{i}"))
     staged = df.select(*cols)
     if numeric:
         staged = Bucketizer(

@@ -148,3 +148,14 @@ def test_a_failing_statistic_is_nan_with_reason_and_others_proceed(setup):
     assert out and all(math.isnan(r.value) and r.reason.startswith("failed:") and not r.drifted for r in out)
     good = compare(cfg, "b1", profiles[0], profiles[0].baseline, "baseline", T0, T0, profiles[0].baseline)
     assert good[0].statistic == "psi" and good[0].value == 0.0
+
+
+def test_negative_zero_and_booleans_bin_like_the_baseline(spark):
+    """The production pass casts exactly as the baseline does: -0.0 is 0.0, not underflow."""
+    from tests.helpers import numeric_profile
+
+    p = numeric_profile("z", np.array([0.0] * 90 + list(range(1, 11))), fine_bins=100)
+    df = spark.createDataFrame([(datetime(2026, 1, 1, 1), -0.0), (datetime(2026, 1, 1, 2), 0.0)], "ts timestamp, z double")
+    (w,) = count_windows(df, [p], "ts", 86400).windows
+    h = w.histograms["z"]
+    assert (h.underflow, int(h.counts[0])) == (0, 2)
