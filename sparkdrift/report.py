@@ -558,6 +558,11 @@ def write_report(
         if all(r.threshold is None for r in rows):
             continue
         feat, signal, stat, ref = key
+        # Every column's PSI and all performance metrics are charted; any other series
+        # only where it breached somewhere (the rest is in the tables and in MLflow).
+        headline = (stat == "psi" and signal in ("feature", "prediction")) or signal == "performance"
+        if not headline and not any(r.drifted for r in rows):
+            continue
         title = f"{feat} · {stat}" + ("" if signal == "feature" else f" ({signal})")
         if ref != "baseline":
             title += f" vs {ref}"
