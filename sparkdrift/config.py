@@ -478,12 +478,13 @@ def parse_config(data: Any, source: str = "<config>") -> MonitorConfig:
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def expand_env(text: str, source: str) -> str:
-    """Replace ``${NAME}`` / ``${NAME:-default}`` with environment values.
+def expand_env(data: Any, source: str) -> Any:
+    """Replace ``${NAME}`` / ``${NAME:-default}`` in string values with environment values.
 
     One YAML file then serves dev and prod (e.g. a Databricks bundle passes the
-    catalog and schema as environment variables). Secrets still never belong
-    in the YAML: actions name the variable that holds them instead.
+    catalog and schema as environment variables). Only values are expanded,
+    never keys or comments. Secrets still never belong in the YAML: actions
+    name the variable that holds them instead.
     """
     import os
 
@@ -494,7 +495,13 @@ def expand_env(text: str, source: str) -> str:
             raise ConfigError(f"{source}: environment variable {name} is not set (referenced as ${{{name}}})")
         return value
 
-    return _ENV_REF.sub(sub, text)
+    if isinstance(data, str):
+        return _ENV_REF.sub(sub, data)
+    if isinstance(data, list):
+        return [expand_env(v, source) for v in data]
+    if isinstance(data, dict):
+        return {k: expand_env(v, source) for k, v in data.items()}
+    return data
 
 
 def load_config(path: str | Path) -> MonitorConfig:
@@ -504,14 +511,13 @@ def load_config(path: str | Path) -> MonitorConfig:
         text = p.read_text()
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config ({exc.strerror})") from None
-    text = expand_env(text, str(p))
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{p}: not valid YAML{where}") from None
-    return parse_config(data if data is not None else {}, str(path))
+    return parse_config(expand_env(data if data is not None else {}, str(path)), str(path))
 
 
 def describe_fields(cls: type = MonitorConfig, prefix: str = "") -> list[tuple[str, str, str]]:
