@@ -30,7 +30,7 @@ from sparkdrift.histograms import (
     write_histograms,
 )
 from sparkdrift.performance import SLOT, key_and_value, performance_results, slot_size
-from sparkdrift.policy import WindowDecision, evaluate
+from sparkdrift.policy import WindowDecision, evaluate, severity_rank
 from sparkdrift.quality import quality_results
 from sparkdrift.results import DriftResult
 from sparkdrift.tables import merge_rows, read_table, require_columns
@@ -48,7 +48,6 @@ _METRICS_SCHEMA = (
     "upper double, p_value double, threshold double, drifted boolean, reference_rows long, "
     "window_rows long, reason string, mlflow_run_id string, computed_at timestamp"
 )
-SEVERITY_RANK = {"none": 0, "minor": 1, "moderate": 2, "severe": 3}
 
 
 @dataclass
@@ -69,7 +68,7 @@ class DetectOutcome:
 
     @property
     def severity(self) -> str:
-        return max((d.severity for d in self.decisions), key=SEVERITY_RANK.__getitem__, default="none")
+        return max((d.severity for d in self.decisions), key=severity_rank, default="none")
 
 
 def plan_range(
@@ -115,7 +114,7 @@ def window_summaries(results: list[DriftResult], decisions: list[WindowDecision]
             "drift.score": d.score,
             "drift.n_drifted": d.n_drifted,
             "drift.share_drifted": d.share_drifted,
-            "drift.severity": SEVERITY_RANK[d.severity],
+            "drift.severity": severity_rank(d.severity),
         }
         mine = [r for r in results if r.window_start == d.window_start and r.reference == "baseline"]
         pred = [r.value for r in mine if r.signal == "prediction" and r.statistic == "psi" and not math.isnan(r.value)]
