@@ -361,9 +361,9 @@ def _numeric_profile(
         min=float(st["min"]),
         max=float(st["max"]),
     )
-    profile = FeatureProfile(spec.name, "numeric", hist, spec.role, spec.dtype, edges=edges, coarse=coarse)
-    std = st["std"] if st["std"] is not None else math.nan
-    return profile, float(st["mean"]), float(std)
+    std = float(st["std"]) if st["std"] is not None else math.nan
+    profile = FeatureProfile(spec.name, "numeric", hist, spec.role, spec.dtype, edges=edges, coarse=coarse, std=std)
+    return profile, float(st["mean"]), std
 
 
 def _categorical_profile(spec: ColumnSpec, rows: list, top_k: int, max_tracked: int) -> FeatureProfile:
@@ -658,6 +658,7 @@ def _profile_from_rows(rows: list) -> BaselineProfile:
             coarse=tuple(int(c) for c in (r["coarse"] or ())),
             categories=tuple(r["categories"] or ()),
             tracked=None if r["tracked"] is None else tuple(r["tracked"]),
+            std=moments[r["feature"]][1] if r["feature"] in moments else None,
         )
     created = datetime.fromtimestamp(first["created_us"] / 1e6, tz=timezone.utc)
     return BaselineWithMoments(

@@ -182,6 +182,7 @@ class FeatureProfile:
     coarse: tuple[int, ...] = ()
     categories: tuple[str, ...] = ()
     tracked: tuple[str, ...] | None = None
+    std: float | None = None  # exact baseline std (Spark's stddev_pop); None: derive from the histogram
 
     @property
     def n_bins(self) -> int:

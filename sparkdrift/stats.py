@@ -539,6 +539,8 @@ def _baseline_std(profile: FeatureProfile) -> float:
     b = profile.baseline
     if len(profile.edges) <= 1 or b.min == b.max:
         return 0.0
+    if profile.std is not None and math.isfinite(profile.std):
+        return profile.std  # exact: sums of squares cancel badly when |mean| >> std
     return b.std
 
 

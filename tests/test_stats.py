@@ -654,3 +654,16 @@ def test_integral_dtypes():
         assert stats.is_integral_dtype(d), d
     for d in ("double", "float", "decimal(10,2)", "string", ""):
         assert not stats.is_integral_dtype(d), d
+
+
+def test_exact_baseline_std_is_used_when_the_profile_has_it():
+    """|mean| >> std: sums of squares cancel; the profile's exact std keeps mean_shift right."""
+    import dataclasses
+
+    rng = np.random.default_rng(9)
+    base = 1.7e9 + rng.normal(0, 1.0, 5000)
+    win = 1.7e9 + rng.normal(0.5, 1.0, 5000)
+    profile = numeric_profile(base)
+    exact = dataclasses.replace(profile, std=float(base.std()))
+    r = stats.mean_shift(exact, exact.baseline, count_numeric(win, exact.edges))
+    assert r.value == pytest.approx(abs(win.mean() - base.mean()) / base.std(), rel=1e-6)
