@@ -1,0 +1,118 @@
+"""Smoke test of the benchmark: the seeded generator and the harness pieces at 20k rows."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+pytestmark = [pytest.mark.slow, pytest.mark.spark]
+
+
+def test_layout_needs_the_drifted_columns():
+    from bench.generate import Layout
+
+    with pytest.raises(ValueError, match="at least 6 features"):
+        Layout.for_features(5)
+    layout = Layout.for_features(25)
+    assert layout.numeric[:4] == ("f0", "f1", "f2", "f3") and len(layout.numeric) == 20
+    assert layout.categorical == ("c0", "c1", "c2", "c3", "c4")
+    assert [layout.shape(f"f{i}") for i in range(4)] == ["normal", "lognormal", "uniform", "discrete"]
+
+
+def test_generator_and_harness(spark, tmp_path):
+    from pyspark.sql import functions as F
+
+    from bench import collect_way
+    from bench.generate import DAYS, T0, Generated, append_day, generate
+    from bench.run import accuracy, floor_query, make_config, render
+    from sparkdrift.baseline import build_baseline, save_baseline
+    from sparkdrift.detect import run_detect
+
+    g = generate(spark, tmp_path / "data", rows=20_000, features=6, seed=3)
+    assert Generated.load(g.out) == g
+    prod = spark.read.format("delta").load(g.production)
+    assert prod.count() == 20_000
+    assert spark.read.format("delta").load(g.baseline).count() == 20_000
+    assert dict(prod.dtypes)["f3"] == "int" and dict(prod.dtypes)["c1"] == "string"
+
+    # drift where it was injected: f0 moves by ~0.5 std from day 20, f1 does not
+    day = F.floor((F.unix_seconds("ts") - F.lit(int(T0.timestamp()))) / 86400)
+    means = {
+        r["late"]: r for r in prod.groupBy((day >= g.drift_day).alias("late")).agg(
+            F.avg(F.when(~F.isnan("f0"), F.col("f0"))).alias("f0"),
+            F.avg("f1").alias("f1"),
+            F.avg(F.col("f0").isNull().cast("int")).alias("nulls"),
+        ).collect()
+    }
+    assert 0.4 < means[True]["f0"] - means[False]["f0"] < 0.6
+    assert abs(means[True]["f1"] - means[False]["f1"]) < 0.1
+    assert 0.005 < means[False]["nulls"] < 0.02
+    # the same seed gives the same rows
+    again = generate(spark, tmp_path / "again", rows=20_000, features=6, seed=3)
+    a = spark.read.format("delta").load(again.production).agg(F.sum("f1"), F.count("c0")).first()
+    b = prod.agg(F.sum("f1"), F.count("c0")).first()
+    assert a[0] == pytest.approx(b[0]) and a[1] == b[1]
+
+    # the jobs the benchmark times
+    cfg = make_config(g, tmp_path / "out", "off", None)
+    profile = build_baseline(spark, cfg)
+    save_baseline(spark, cfg, profile)
+    as_of = T0 + timedelta(days=DAYS, hours=1)
+    cold = run_detect(spark, cfg, as_of=as_of)
+    assert len(cold.windows) == DAYS
+
+    cols = [*g.numeric, *g.categorical, g.prediction]
+    kinds = {c: "string" if c in g.categorical else "double" for c in cols} | {"ts": "timestamp"}
+    assert floor_query(spark, g.production, cols, kinds)[0][0] == 20_000
+
+    # the collect way, in process, and the accuracy check against it
+    timings, results, kept = collect_way.run_once(spark, g, top_k=20, epsilon=1e-4, t0=None, days=DAYS)
+    assert timings["total_s"] > 0
+    rule = collect_way.rule_psi(kept, g, fine_bins=1000, coarse_bins=10, epsilon=1e-4, days=DAYS)
+    collected = json.loads(json.dumps({"results": results, "rule_psi": rule}))
+    acc = accuracy(g, cold.results, collected)
+    for name in [*g.numeric, g.prediction]:
+        for part in ("stable", "drifted"):
+            x = acc["columns"][name].get(part)
+            if x:
+                assert x["ks_inside"] == x["ks_total"] > 0, (name, part, x)
+                assert x["max_abs_psi_diff_same_rule"] < 0.05, (name, part, x)
+    assert acc["columns"]["f0"]["drifted"]["psi_exact_mean"] > 0.15
+    assert acc["columns"]["c1"]["drifted"]["psi_exact_mean"] > 0.15
+    assert acc["columns"]["c1"]["stable"]["max_abs_psi_diff"] < 1e-9  # same slots: identical counts
+
+    # one more day, and the incremental run reads only it
+    append_day(spark, g)
+    assert spark.read.format("delta").load(g.production).count() == 20_000 + g.rows_per_day
+    inc = run_detect(spark, cfg, as_of=as_of + timedelta(days=1))
+    assert len(inc.windows) == 1 and inc.windows[0].rows == g.rows_per_day
+
+    text = render(_record(g, cold, inc), "results/x.json")
+    assert "| detect cold, 30 days, MLflow off |" in text and "floor" in text
+
+
+def _record(g, cold, inc) -> dict:
+    """A minimal run record for `render`."""
+    phase = lambda s, extra=None: {"seconds": [s], "min": s, "median": s, "python_peak_mib": 100.0,  # noqa: E731
+                                   "jvm_peak_mib": 500.0, "extra": [extra or {}]}
+    return {
+        "started": "2026-01-01T00:00:00", "machine": {"commit": "abc", "nproc": 2, "cpu": "x", "memory_gib": 1, "kernel": "k",
+                                                      "spark": "3.5", "delta": "3.3", "java": "17", "python": "3.11",
+                                                      "mlflow": "3", "numpy": "2", "scipy": "1", "pyarrow": "1"},
+        "load_start": [0.1, 0, 0], "load_end": [0.2, 0, 0],
+        "args": {"driver_memory": "8g", "shuffle_partitions": 4, "repeat": 1, "note": "", "profile_repeat": 1},
+        "data": {"rows": g.rows, "baseline_rows": g.baseline_rows, "rows_per_day": g.rows_per_day, "numeric": 4,
+                 "categorical": 2, "baseline_mib": 1.0, "production_mib": 1.0, "drifted": g.drifted, "drift_day": 20},
+        "collect_repeat": 1, "warmup_s": 1.0, "idle_rss": {"python_rss_mib": 1.0, "jvm_rss_mib": 1.0},
+        "peak_reset": True,
+        "phases": {"floor.production": phase(1.0), "detect.cold.mlflow_off": phase(2.0, cold.cost),
+                   "detect.incremental.mlflow_off": phase(0.5, inc.cost)},
+        "collect": {}, "collect_note": "skipped", "collect_estimate": {"total": 1}, "accuracy": None,
+        "fix_identical": None, "jfr": None,
+    } | {"_": math.nan}
