@@ -148,11 +148,12 @@ def run_detect(
             done = last_window_start(spark, cfg.output_table("metrics"), cfg.monitor, baseline.baseline_id)
             start, end = plan_range(done, cfg, as_of)
         if start is not None and start >= end:
-            return DetectOutcome(
-                f"no new complete windows: next window ends after {naive_utc(end)} + lateness "
-                f"{cfg.production.lateness}; nothing to do",
-                baseline_id=baseline.baseline_id,
-            )
+            message = (f"no new complete windows: next window ends after {naive_utc(end)} + lateness "
+                       f"{cfg.production.lateness}")
+            refreshed = _refresh_late_labels(spark, cfg, baseline, prod, end, hist_table)
+            if refreshed:
+                message += f"; performance of {refreshed} earlier windows refreshed from late labels"
+            return DetectOutcome(message + "; nothing else to do", baseline_id=baseline.baseline_id)
         profiles = list(baseline.features.values())
         usable, issues = check_columns(prod.df, profiles)
         for issue in issues:
@@ -287,6 +288,25 @@ def labels_pass(spark, cfg: MonitorConfig, production, end: datetime) -> list[Wi
     key, value = key_and_value(cfg.prediction.kind, F.col("_pred"), F.col("_label"), cfg.label.positive)
     slot = Slot(SLOT, key, value, slot_size(cfg.prediction.kind))
     return count_windows(joined, [], "_ts", g, [slot]).windows
+
+
+def _refresh_late_labels(spark, cfg: MonitorConfig, baseline, prod, end: datetime, hist_table: str) -> int:
+    """Labels keep arriving when no new window is due: re-score recent windows anyway.
+
+    Only the performance histograms and metric rows of those windows change
+    (MERGE); the progress marker does not move, and no MLflow run is opened.
+    """
+    if not (cfg.label.table and cfg.prediction.columns):
+        return 0
+    late = labels_pass(spark, cfg, prod.df, end)
+    if not late:
+        return 0
+    write_histograms(spark, hist_table, cfg.monitor, baseline.baseline_id, late, prod.version)
+    results = performance_results(cfg, baseline.baseline_id, late, baseline.performance)
+    if results:
+        df = spark.createDataFrame(_metric_rows(results, None, datetime.now(timezone.utc)), _METRICS_SCHEMA)
+        merge_rows(spark, df, cfg.output_table("metrics"), METRIC_KEYS)
+    return len(late)
 
 
 def _decision_dict(d: WindowDecision) -> dict:

@@ -72,3 +72,11 @@ def test_late_labels_update_the_earlier_window(spark, tmp_path):
     assert stored[(2, "accuracy")] == pytest.approx(exact1["accuracy"], abs=1e-12)
     assert stored[(1, "accuracy")] == pytest.approx(exact0["accuracy"], abs=1e-12)
     assert (3, "accuracy") not in stored  # day 2 still has no labels
+
+    # day 2's labels arrive when no new window is due: a run still re-scores it
+    spark.createDataFrame(days[2][1], "id long, y int").write.format("delta").mode("append").save(str(tmp_path / "labels"))
+    third = run_detect(spark, cfg, as_of=DAY0 + timedelta(days=4, hours=3))
+    assert third.windows == [] and "refreshed from late labels" in third.message
+    table = read_output(spark, cfg.output_table("metrics")).filter("signal = 'performance'").collect()
+    stored = {(r.window_start.day, r.statistic): r.value for r in table}
+    assert stored[(3, "accuracy")] == pytest.approx(_exact(days[2][2], days[2][3])["accuracy"], abs=1e-12)
