@@ -153,7 +153,8 @@ def run_detect(
             refreshed = _refresh_late_labels(spark, cfg, baseline, prod, end, hist_table)
             if refreshed:
                 message += f"; performance of {refreshed} earlier windows refreshed from late labels"
-            return DetectOutcome(message + "; nothing else to do", baseline_id=baseline.baseline_id)
+            return DetectOutcome(message + "; nothing else to do" if refreshed else message + "; nothing to do",
+                                 baseline_id=baseline.baseline_id)
         profiles = list(baseline.features.values())
         usable, issues = check_columns(prod.df, profiles)
         for issue in issues:
@@ -299,14 +300,19 @@ def _refresh_late_labels(spark, cfg: MonitorConfig, baseline, prod, end: datetim
     if not (cfg.label.table and cfg.prediction.columns):
         return 0
     late = labels_pass(spark, cfg, prod.df, end)
-    if not late:
-        return 0
-    write_histograms(spark, hist_table, cfg.monitor, baseline.baseline_id, late, prod.version)
-    results = performance_results(cfg, baseline.baseline_id, late, baseline.performance)
+    stored = {
+        w.window_start: w.histograms.get(SLOT)
+        for w in load_histograms(spark, hist_table, cfg.monitor, baseline.baseline_id)
+    }
+    changed = [w for w in late if stored.get(w.window_start) != w.histograms[SLOT]]
+    if not changed:
+        return 0  # same labels as last time: a rerun writes nothing
+    write_histograms(spark, hist_table, cfg.monitor, baseline.baseline_id, changed, prod.version)
+    results = performance_results(cfg, baseline.baseline_id, changed, baseline.performance)
     if results:
         df = spark.createDataFrame(_metric_rows(results, None, datetime.now(timezone.utc)), _METRICS_SCHEMA)
         merge_rows(spark, df, cfg.output_table("metrics"), METRIC_KEYS)
-    return len(late)
+    return len(changed)
 
 
 def _decision_dict(d: WindowDecision) -> dict:
