@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import io
 import json
 import logging
 import os
@@ -293,42 +292,37 @@ def explain_string(df, mode: str = "formatted") -> str:
 
 
 def profile_pass(spark, g: Generated, profile, meter: Meter, repeat: int, cfg) -> dict:
-    """Where the production pass and the baseline job spend their time.
+    """Where the production pass spends its time.
 
     Production pass (30 days), each timed like the jobs:
 
     * ``pass.count_windows``: sparkdrift's production pass as detect runs it;
-    * ``pass.jit_off``: the same with Spark's default codegen limit (see `bench/variants.py`);
-    * ``pass.counts_only``: the same entries, grouped and counted, no value moments, Rows collected;
-    * ``pass.entries_noop``: the entries (projection + Bucketizer + stack), no aggregation;
+    * ``pass.stack``: the previous pass, one entry per row and column through
+      a Spark hash aggregate (`bench/variants.py`), checked identical;
+    * ``pass.arrow_noop``: the projection shipped to Python as Arrow and dropped;
     * ``pass.projection_noop``: only reading the columns.
 
-    Baseline: ``baseline.fix_jit`` = build_baseline with ``spark.sql.codegen.hugeMethodLimit=8000``.
     With a JDK at hand, JFR CPU profiles of one production pass and one baseline build.
     """
     from pyspark.sql import functions as F
 
     from bench import jfr
-    from bench.variants import JIT_CONF, baseline_with_conf, count_windows_variant, same_windows, sql_conf
+    from bench.variants import arrow_noop, count_windows_stack, same_windows
     from sparkdrift.baseline import build_baseline
-    from sparkdrift.histograms import aggregate_entries, binned_entries, count_windows, time_range_filter
+    from sparkdrift.histograms import count_windows, partial_counts, time_range_filter
 
     t0 = datetime.fromisoformat(g.t0)
     prod = spark.read.format("delta").load(g.production).filter(time_range_filter("ts", None, t0 + timedelta(days=DAYS)))
     profiles = list(profile.features.values())
-    entries = binned_entries(prod, profiles, "ts", 86400)
-    plan = explain_string(aggregate_entries(entries))
+    plan = explain_string(partial_counts(prod, profiles, "ts", 86400))
     identical = {}
     for _ in range(repeat):
         ref = meter.measure("pass.count_windows", count_windows, prod, profiles, "ts", 86400)
-        out = meter.measure("pass.jit_off", count_windows_variant, spark, prod, profiles, "ts", 86400, jit=False)
-        identical["jit_off"] = identical.get("jit_off", True) and same_windows(ref, out)
-        with sql_conf(spark, **JIT_CONF):
-            meter.measure("pass.counts_only", lambda: entries.groupBy("window_start", "feature_idx", "key").count().collect())
-            meter.measure("pass.entries_noop", lambda: entries.write.format("noop").mode("overwrite").save())
+        out = meter.measure("pass.stack", count_windows_stack, prod, profiles, "ts", 86400)
+        identical["stack"] = identical.get("stack", True) and same_windows(ref, out)
+        meter.measure("pass.arrow_noop", arrow_noop, prod, profiles, "ts")
         staged = prod.select(*[F.col(p.name) for p in profiles], F.col("ts"))
         meter.measure("pass.projection_noop", lambda: staged.write.format("noop").mode("overwrite").save())
-        meter.measure("baseline.fix_jit", baseline_with_conf, spark, cfg)
     profiles_jfr = {}
     if jfr.available():
         for label, fn in (("count_windows", lambda: count_windows(prod, profiles, "ts", 86400)),
@@ -641,7 +635,7 @@ def render(rec: dict, raw_path) -> str:
         p = ph.get(name)
         return (p["min"], p["median"]) if p else (float("nan"), float("nan"))
 
-    fb, fp, fd = t("floor.baseline"), t("floor.production"), t("floor.day")
+    fb, fp = t("floor.baseline"), t("floor.production")
     lines = [
         f"## {rec['started'][:16].replace('T', ' ')} UTC — {d['rows']:,} rows × "
         f"{d['numeric'] + d['categorical']} features (+ score)",
@@ -760,19 +754,17 @@ def render(rec: dict, raw_path) -> str:
                   "tags, artifacts, setup); Spark input rows/bytes, task time and task CPU time of the run's jobs):", "",
                   "| run | wall s | stages | rows read | MiB read | task s | CPU s |", "|---|---:|---|---:|---:|---:|---:|",
                   *stage_rows]
-    names = ["pass.count_windows", "pass.jit_off", "pass.counts_only", "pass.entries_noop", "pass.projection_noop"]
+    names = ["pass.count_windows", "pass.stack", "pass.arrow_noop", "pass.projection_noop"]
     passes = [(n, ph[n]) for n in names if n in ph]
     if passes:
         ident = rec.get("fix_identical") or {}
         lines += ["", f"Production pass alone, 30 days ({rec['args']['profile_repeat']} run each; floor {fp[0]:.2f} s); "
-                  "`jit_off` = without the pass's codegen limit (histograms checked identical):", "",
+                  "`stack` = the previous pass (one entry per row and column through a hash aggregate), "
+                  "histograms checked identical:", "",
                   "| pass | s | vs floor | identical |", "|---|---:|---:|---|"]
         for n, p in passes:
             same = ident.get(n[len("pass."):], "")
             lines.append(f"| `{n[5:]}` | {p['min']:.2f} | {_ratio(p['min'], fp[0])} | {same} |")
-        b = ph.get("baseline.fix_jit")
-        if b:
-            lines.append(f"| baseline job with `hugeMethodLimit=8000` | {b['min']:.2f} | {_ratio(b['min'], fb[0])} (baseline floor) | |")
     prof = rec.get("jfr") or {}
     for label, r in prof.items():
         if "top" not in r:

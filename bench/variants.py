@@ -1,190 +1,119 @@
-"""Variants of the production pass and the baseline job, measured next to the real ones.
+"""Other ways to run the production pass, measured next to sparkdrift's own.
 
-Nothing here is used by sparkdrift. The first round of this file prototyped
-three fixes (CASE/InSet category keys, Arrow collect + numpy assembly,
-``spark.sql.codegen.hugeMethodLimit=8000`` for the pass); all three are now
-in ``sparkdrift/histograms.py``. What stays:
+Nothing here is used by sparkdrift.
 
-* ``count_windows_variant(..., jit=False)``: the pass with the codegen limit
-  back at Spark's default (65535), i.e. the generated method of the whole
-  stage too large for HotSpot to JIT-compile: what the JIT fix is worth;
-* ``baseline_with_conf``: the baseline job with the same limit, which
-  ``sparkdrift/baseline.py`` does not set (yet);
-* ``count_windows_columnar``: a prototype of a different production pass:
-  ``mapInArrow`` hands each Arrow batch to numpy, which bins every column with
-  ``searchsorted`` and counts (window, column, key) with ``bincount``; Spark
-  then sums these per-batch partial histograms (a few thousand rows per batch
-  instead of 26 entries per input row through a hash aggregate). Same keys,
-  same `Aggregate`/`assemble`, checked identical to count_windows.
+* ``count_windows_stack``: the pass sparkdrift used before the numpy
+  counting (`sparkdrift.counting`): every row becomes one (window, column,
+  key, value) entry per column with ``stack`` (numeric keys from Spark ML's
+  ``Bucketizer``, category keys from a CASE/InSet), grouped by a hash
+  aggregate. Kept to show what the switch is worth on the same data, and
+  checked to give identical histograms.
+* ``arrow_noop``: the pass's projection handed to Python through
+  ``mapInArrow`` and dropped there: the cost of the JVM -> Arrow -> Python
+  transfer alone, without any counting.
 """
 from __future__ import annotations
 
-import contextlib
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from sparkdrift import histograms as H
+from sparkdrift.binning import bin_splits
+from sparkdrift.counting import INVALID, NAN, NULL, UNSEEN
+from sparkdrift.selection import categorical_expr, numeric_expr
+from sparkdrift.tables import qcol
+from sparkdrift.windows import window_start_column
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame
 
     from sparkdrift.profile import FeatureProfile
 
-JIT_CONF = {"spark.sql.codegen.hugeMethodLimit": "8000"}
 
-
-@contextlib.contextmanager
-def sql_conf(spark: "SparkSession", **conf: str) -> Iterator[None]:
-    """Set runtime SQL confs for the block, then restore them."""
-    old = {k: spark.conf.get(k, None) for k in conf}
-    for k, v in conf.items():
-        spark.conf.set(k, v)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                spark.conf.unset(k)
-            else:
-                spark.conf.set(k, v)
-
-
-@contextlib.contextmanager
-def pass_conf(conf: dict[str, str]) -> Iterator[None]:
-    """Replace `histograms.PASS_CONF` (the confs count_windows sets for its query) for the block."""
-    original = H.PASS_CONF
-    H.PASS_CONF = conf
-    try:
-        yield
-    finally:
-        H.PASS_CONF = original
-
-
-def count_windows_variant(
-    spark: "SparkSession",
-    df: "DataFrame",
-    profiles: list["FeatureProfile"],
-    ts_column: str,
-    granularity_s: int,
-    *,
-    jit: bool = True,
-) -> H.CountResult:
-    """`histograms.count_windows`, optionally without its codegen limit (Spark's default 65535 instead)."""
-    conf = dict(H.PASS_CONF) if jit else {k: "65535" for k in H.PASS_CONF}
-    with pass_conf(conf):
-        return H.count_windows(df, profiles, ts_column, granularity_s)
-
-
-def baseline_with_conf(spark: "SparkSession", cfg, conf: dict[str, str] | None = None):
-    """`build_baseline` with runtime SQL confs set around it (default: the pass's JIT-friendly limit)."""
-    from sparkdrift.baseline import build_baseline
-
-    with sql_conf(spark, **(conf or JIT_CONF)):
-        return build_baseline(spark, cfg)
-
-
-MOMENTS_KEY = -100  # a row per (window, column) carrying the value moments, n = 0
-
-
-def _partial_histograms(batches, profiles, ts_column: str, granularity_s: int):
-    """mapInArrow body: per batch, (window, feature, key) counts and (window, feature) moments."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from sparkdrift.binning import spark_splits
-
-    splits = {i: np.asarray(spark_splits(p.edges)) for i, p in enumerate(profiles) if p.kind == "numeric" and p.edges}
-    top = {i: pa.array(list(p.categories), pa.string()) for i, p in enumerate(profiles) if p.kind == "categorical"}
-    rest = {i: pa.array([c for c in (p.tracked or ()) if c not in set(p.categories)], pa.string())
-            for i, p in enumerate(profiles) if p.kind == "categorical"}
-    g_us = granularity_s * 1_000_000
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        ts = batch.column(ts_column)
-        has_ts = ~ts.is_null().to_numpy(zero_copy_only=False)
-        us = ts.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
-        window = np.where(has_ts, us // g_us * g_us, np.iinfo(np.int64).min)
-        wins, w_idx = np.unique(window, return_inverse=True)
-        out = {k: [] for k in ("window_start", "feature_idx", "key", "n", "s", "ss", "lo", "hi")}
-
-        def emit(f, keys, values=None):
-            # (window, key) counts by bincount over a dense code; keys >= -4
-            span = int(keys.max()) + 5
-            code = w_idx * span + (keys + 4)
-            counts = np.bincount(code, minlength=len(wins) * span)
-            nz = np.flatnonzero(counts)
-            out["window_start"].append(wins[nz // span])
-            out["feature_idx"].append(np.full(nz.size, f, np.int32))
-            out["key"].append((nz % span - 4).astype(np.int32))
-            out["n"].append(counts[nz].astype(np.int64))
-            for m in ("s", "ss", "lo", "hi"):
-                out[m].append(np.full(nz.size, np.nan))
-            if values is None:
-                return
-            fin = np.isfinite(values)
-            for wi in range(len(wins)):
-                sel = fin & (w_idx == wi)
-                v = values[sel]
-                out["window_start"].append(wins[wi:wi + 1])
-                out["feature_idx"].append(np.array([f], np.int32))
-                out["key"].append(np.array([MOMENTS_KEY], np.int32))
-                out["n"].append(np.array([0], np.int64))
-                out["s"].append(np.array([v.sum() if v.size else np.nan]))
-                out["ss"].append(np.array([(v * v).sum() if v.size else np.nan]))
-                out["lo"].append(np.array([v.min() if v.size else np.nan]))
-                out["hi"].append(np.array([v.max() if v.size else np.nan]))
-
-        for i, p in enumerate(profiles):
-            col = batch.column(p.name)
-            is_null = col.is_null().to_numpy(zero_copy_only=False)
-            if p.kind == "numeric":
-                v = col.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(float)  # nulls -> NaN
-                v = np.where(v == 0.0, 0.0, v)  # -0.0 -> 0.0, like selection.numeric_expr
-                isnan = np.isnan(v) & ~is_null
-                if i in splits:
-                    sp = splits[i]
-                    b = np.clip(np.searchsorted(sp, np.where(np.isnan(v), 0.0, v), side="right") - 1, 0, sp.size - 2)
-                else:
-                    b = np.zeros(v.size, np.int64)
-                keys = np.where(is_null, -1, np.where(isnan, -2, b)).astype(np.int64)
-                emit(i, keys, np.where(is_null | isnan, np.nan, v))
-            else:
-                other = len(p.categories)
-                idx = pc.index_in(col, value_set=top[i]).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-                if p.tracked is None:
-                    fallback = np.full(idx.size, other)
-                else:
-                    known = pc.is_in(col, value_set=rest[i]).fill_null(False).to_numpy(zero_copy_only=False)
-                    fallback = np.where(known, other, -4)
-                keys = np.where(is_null, -1, np.where(idx >= 0, idx, fallback)).astype(np.int64)
-                emit(i, keys)
-        ws = np.concatenate(out["window_start"])
-        yield pa.RecordBatch.from_arrays(
-            [pa.array(ws, pa.int64(), mask=ws == np.iinfo(np.int64).min).cast(pa.timestamp("us", tz="UTC")),
-             *[pa.array(np.concatenate(out[k])) for k in ("feature_idx", "key", "n", "s", "ss", "lo", "hi")]],
-            names=list(out),
-        )
-
-
-def count_windows_columnar(
-    spark: "SparkSession", df: "DataFrame", profiles: list["FeatureProfile"], ts_column: str, granularity_s: int
-) -> H.CountResult:
-    """The prototype production pass (see the module doc); same result as `histograms.count_windows`."""
+def _categorical_key(p: "FeatureProfile", raw: "Column") -> "Column":
     from pyspark.sql import functions as F
 
-    cols = [ts_column, *[p.name for p in profiles]]
-    schema = ("window_start timestamp, feature_idx int, key int, n long, s double, ss double, lo double, hi double")
-    partial = df.select(*cols).mapInArrow(
-        lambda it: _partial_histograms(it, profiles, ts_column, granularity_s), schema
+    other = len(p.categories)
+    key = F.when(raw.isNull(), F.lit(NULL))
+    for i, c in enumerate(p.categories):
+        key = key.when(raw == F.lit(c), F.lit(i))
+    if p.tracked is None:
+        return key.otherwise(F.lit(other))
+    rest = [c for c in p.tracked if c not in set(p.categories)]
+    if rest:
+        key = key.when(raw.isin(rest), F.lit(other))
+    return key.otherwise(F.lit(UNSEEN))
+
+
+def stack_entries(df: "DataFrame", profiles: list["FeatureProfile"], ts_column: str, granularity_s: int) -> "DataFrame":
+    """One (window_us, feature_idx, key, value) row per input row and column."""
+    from pyspark.ml.feature import Bucketizer
+    from pyspark.sql import functions as F
+
+    types = dict(df.dtypes)
+    cols = [F.unix_micros(window_start_column(qcol(ts_column), granularity_s)).alias("window_us")]
+    numeric = [(i, p) for i, p in enumerate(profiles) if p.kind == "numeric" and p.edges]
+    for i, p in enumerate(profiles):
+        cols.append((qcol(p.name) if p.kind == "numeric" else categorical_expr(p.name)).alias(f"r{i}"))
+        if p.kind == "numeric":
+            value = numeric_expr(p.name)
+            cols += [value.alias(f"v{i}"), F.coalesce(F.when(~F.isnan(value), value), F.lit(0.0)).alias(f"b{i}")]
+    staged = df.select(*cols)
+    if numeric:
+        staged = Bucketizer(splitsArray=[bin_splits(p.edges) for _, p in numeric],
+                            inputCols=[f"b{i}" for i, _ in numeric], outputCols=[f"k{i}" for i, _ in numeric],
+                            handleInvalid="keep").transform(staged)
+    parts = []
+    for i, p in enumerate(profiles):
+        raw = F.col(f"r{i}")
+        if p.kind == "numeric":
+            value = F.col(f"v{i}")
+            key = F.when(raw.isNull(), F.lit(NULL))
+            if types[p.name] == "string":
+                key = key.when(value.isNull(), F.lit(INVALID))
+            key = key.when(F.isnan(value), F.lit(NAN)).otherwise(F.col(f"k{i}").cast("int") if p.edges else F.lit(0))
+        else:
+            value, key = F.lit(None).cast("double"), _categorical_key(p, raw)
+        parts += [F.lit(i), key, value]
+    staged = staged.select("window_us", *[c.alias(f"col{j}") for j, c in enumerate(parts)])
+    exprs = ", ".join(f"col{j}" for j in range(len(parts)))
+    return staged.select("window_us", F.expr(f"stack({len(profiles)}, {exprs}) as (feature_idx, key, value)"))
+
+
+def count_windows_stack(
+    df: "DataFrame", profiles: list["FeatureProfile"], ts_column: str, granularity_s: int
+) -> H.CountResult:
+    """The previous production pass (see the module doc); same result as `histograms.count_windows`."""
+    from pyspark.sql import functions as F
+
+    entries = stack_entries(df, profiles, ts_column, granularity_s)
+    finite = F.when(~F.isnan("value"), F.col("value"))
+    agg = entries.groupBy("window_us", "feature_idx", "key").agg(
+        F.count(F.lit(1)).alias("n"), F.sum(finite).alias("s"), F.sum(finite * finite).alias("ss"),
+        F.min(finite).alias("lo"), F.max(finite).alias("hi"),
     )
-    agg = partial.groupBy("window_start", "feature_idx", "key").agg(
-        F.sum("n").alias("n"), F.sum("s").alias("s"), F.sum("ss").alias("ss"), F.min("lo").alias("lo"),
-        F.max("hi").alias("hi"),
-    )
-    collected = H.Aggregate.collect(agg)
+    with H.sql_conf(df.sparkSession, **{"spark.sql.codegen.hugeMethodLimit": "8000"}):
+        collected = H.Aggregate.collect(agg)
     windows, null_ts = H.assemble(collected, profiles, granularity_s)
     return H.CountResult(windows, null_ts)
+
+
+def _drop(batches):
+    import pyarrow as pa
+
+    rows = sum(b.num_rows for b in batches)
+    yield pa.RecordBatch.from_arrays([pa.array([rows], pa.int64())], names=["rows"])
+
+
+def arrow_noop(df: "DataFrame", profiles: list["FeatureProfile"], ts_column: str) -> int:
+    """Ship the pass's columns to Python as Arrow batches and drop them; returns the rows seen."""
+    from pyspark.sql import functions as F
+
+    staged = df.select(qcol(ts_column), *[
+        (numeric_expr(p.name) if p.kind == "numeric" else categorical_expr(p.name)).alias(f"c{i}")
+        for i, p in enumerate(profiles)
+    ])
+    with H.sql_conf(df.sparkSession, **H.PASS_CONF):
+        return int(staged.mapInArrow(_drop, "rows long").agg(F.sum("rows")).collect()[0][0])
 
 
 def same_windows(a: H.CountResult, b: H.CountResult) -> bool:
@@ -199,5 +128,4 @@ def same_windows(a: H.CountResult, b: H.CountResult) -> bool:
     return True
 
 
-__all__ = ["JIT_CONF", "baseline_with_conf", "count_windows_columnar", "count_windows_variant", "same_windows",
-           "sql_conf"]
+__all__ = ["arrow_noop", "count_windows_stack", "same_windows", "stack_entries"]

@@ -58,8 +58,8 @@ def coarse_starts(edges: Sequence[float], coarse_bins: int, fine_quantiles: Sequ
     return tuple(sorted(s for s in starts if 0 <= s < len(e)))
 
 
-def spark_splits(edges: Sequence[float]) -> list[float]:
-    """Bucketizer splits giving bucket 0 = underflow, 1..k+1 = fine bins, k+2 = overflow."""
+def bin_splits(edges: Sequence[float]) -> list[float]:
+    """Splits giving key 0 = underflow, 1..k = fine bins, k+1 = overflow for k edges (see `counting`)."""
     e = list(edges)
     return [-np.inf, *e, float(np.nextafter(e[-1], np.inf)), np.inf]
 

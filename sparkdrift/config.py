@@ -146,6 +146,11 @@ class Binning:
     coarse_bins: int = _c(_min(2), "quantile bins for PSI (unions of fine bins)", 10)
     fine_bins: int = _c(_min(10), "fine quantile grid for KS/JS/Wasserstein", 1000)
     quantile_accuracy: int = _c(_min(100), "percentile_approx accuracy (rank error = 1/accuracy)", 10000)
+    quantile_sample_rows: int | None = _c(
+        _min(10_000),
+        "quantiles from a random sample of about this many rows (bin counts stay exact; null = every row)",
+        1_000_000,
+    )
     top_k: int = _c(_min(1), "categories kept per categorical feature (rest: other)", 20)
     max_tracked_categories: int = _c(
         _min(0), "track up to this many non-top-K baseline categories to tell 'other' from 'unseen'", 10000

@@ -1,19 +1,16 @@
 """The production pass: per-window histograms of every monitored column in ONE scan.
 
-Each row is turned into one (window, column, bin key, value) entry per column
-with ``stack``; a ``groupBy(window, column, key)`` with map-side partial
-aggregation means what is shuffled and collected is windows x columns x bins,
-never rows. Bin keys:
-
-* numeric: Bucketizer bucket ``0`` = underflow, ``1..k+1`` = fine bins,
-  ``k+2`` = overflow (see ``binning.spark_splits``);
-* categorical: ``0..K-1`` = top-K category, ``K`` = other (known) category;
-* ``-1`` null, ``-2`` NaN, ``-3`` a value that fails the expected type,
-  ``-4`` a category the baseline never had.
+Spark reads and casts the monitored columns (the casts in `selection`, the
+window start in `windows`) and hands each partition to numpy as Arrow
+batches (``mapInArrow``): `counting.partial_histograms` bins and counts them
+per (window, column, key). Spark then sums those partial counts across
+partitions, so what is shuffled and collected is windows x columns x bins,
+never rows. Bin keys are `counting`'s.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
@@ -23,7 +20,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sparkdrift.binning import spark_splits
+from sparkdrift import counting
+from sparkdrift.binning import bin_splits
+from sparkdrift.counting import INVALID, NAN, NULL, UNSEEN
 from sparkdrift.profile import FeatureProfile, Histogram
 from sparkdrift.selection import categorical_expr, numeric_expr
 from sparkdrift.tables import qcol
@@ -34,11 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sparkdrift.histograms")
 
-NULL, NAN, INVALID, UNSEEN = -1, -2, -3, -4
-#: The pass's generated code is larger than HotSpot's 8000-byte JIT limit, so by default
-#: it runs interpreted; above this limit Spark splits it into compiled per-operator code
-#: (measured in bench/: the pass runs ~1.1-1.2x faster).
-PASS_CONF = {"spark.sql.codegen.hugeMethodLimit": "8000"}
+#: Arrow batch size for the pass: fewer, larger numpy calls (50k rows x 30 columns is ~12 MB).
+PASS_CONF = {"spark.sql.execution.arrow.maxRecordsPerBatch": "50000"}
 _NUMERIC_TYPES = ("double", "float", "int", "bigint", "smallint", "tinyint", "boolean")
 
 
@@ -83,36 +79,6 @@ def check_columns(df: "DataFrame", profiles: list[FeatureProfile]) -> tuple[list
     return usable, issues
 
 
-def _numeric_key(p: FeatureProfile, dtype: str, bucket: "Column", value: "Column", raw: "Column") -> "Column":
-    from pyspark.sql import functions as F
-
-    key = F.when(raw.isNull(), F.lit(NULL))
-    if dtype == "string":
-        key = key.when(value.isNull(), F.lit(INVALID))
-    return key.when(F.isnan(value), F.lit(NAN)).otherwise(bucket.cast("int"))
-
-
-def _categorical_key(p: FeatureProfile, raw: "Column") -> "Column":
-    """Top-K slot by a short CASE, `other` by a hash-set membership test (Spark's InSet).
-
-    A literal map over thousands of tracked categories would be searched
-    linearly for every row; IN over a long list becomes a hash set.
-    """
-    from pyspark.sql import functions as F
-
-    other = len(p.categories)
-    key = F.when(raw.isNull(), F.lit(NULL))
-    for i, c in enumerate(p.categories):
-        key = key.when(raw == F.lit(c), F.lit(i))
-    if p.tracked is None:
-        return key.otherwise(F.lit(other))
-    top = set(p.categories)
-    rest = [c for c in p.tracked if c not in top]
-    if rest:
-        key = key.when(raw.isin(rest), F.lit(other))
-    return key.otherwise(F.lit(UNSEEN))
-
-
 @dataclass(frozen=True)
 class Slot:
     """An extra keyed count in the same pass (e.g. performance by label x prediction)."""
@@ -139,71 +105,57 @@ def sql_conf(spark, **conf: str) -> Iterator[None]:
                 spark.conf.set(k, v)
 
 
-def binned_entries(
+def map_partials(staged: "DataFrame", specs: list["counting.Spec"], window: str | None) -> "DataFrame":
+    """`counting.partial_histograms` over every partition of ``staged`` (rows: `counting.OUTPUT_SCHEMA`).
+
+    The counting module is pickled by value, so executors need only numpy
+    and pyarrow, not sparkdrift (see `counting`'s doc).
+    """
+    from pyspark import cloudpickle
+
+    cloudpickle.register_pickle_by_value(counting)
+    body = functools.partial(counting.partial_histograms, specs=tuple(specs), window=window)
+    return staged.mapInArrow(body, counting.OUTPUT_SCHEMA)
+
+
+def partial_counts(
     df: "DataFrame", profiles: list[FeatureProfile], ts_column: str, granularity_s: int, slots: list[Slot] = ()
 ) -> "DataFrame":
-    """One (window_start, feature index, key, value) row per input row and column, before aggregation.
+    """Per-partition (window_us, feature_idx, key, n, s, ss, lo, hi) rows, before the cross-partition sum.
 
     Slots follow the profiles, with feature indexes len(profiles), len(profiles) + 1, ...
     """
-    from pyspark.ml.feature import Bucketizer
     from pyspark.sql import functions as F
 
     types = dict(df.dtypes)
-    window = window_start_column(qcol(ts_column), granularity_s).alias("window_start")
-    numeric = [(i, p) for i, p in enumerate(profiles) if p.kind == "numeric" and p.edges]
-    cols = [window]
-    for j, slot in enumerate(slots):
-        cols += [slot.key.alias(f"sk{j}"), slot.value.cast("double").alias(f"sv{j}")]
+    cols = [F.unix_micros(window_start_column(qcol(ts_column), granularity_s)).alias("_w")]
+    specs: list[counting.Spec] = []
     for i, p in enumerate(profiles):
-        raw = qcol(p.name) if p.kind == "numeric" else categorical_expr(p.name)
-        cols.append(raw.alias(f"r{i}"))
         if p.kind == "numeric":
             value = numeric_expr(p.name)  # the baseline's cast: -0.0 is 0.0, booleans 1/0
             cols.append(value.alias(f"v{i}"))
-            cols.append(F.coalesce(F.when(~F.isnan(value), value), F.lit(0.0)).alias(f"b{i}"))
-    staged = df.select(*cols)
-    if numeric:
-        staged = Bucketizer(
-            splitsArray=[spark_splits(p.edges) for _, p in numeric],
-            inputCols=[f"b{i}" for i, _ in numeric],
-            outputCols=[f"k{i}" for i, _ in numeric],
-            handleInvalid="keep",
-        ).transform(staged)
-    parts = []
-    for i, p in enumerate(profiles):
-        raw = F.col(f"r{i}")
-        if p.kind == "numeric":
-            value = F.col(f"v{i}")
-            if p.edges:
-                key = _numeric_key(p, types[p.name], F.col(f"k{i}"), value, raw)
-            else:  # all-null baseline: every value is out of range
-                key = F.when(raw.isNull(), F.lit(NULL)).when(F.isnan(value), F.lit(NAN)).otherwise(F.lit(0))
+            invalid = None
+            if types[p.name] == "string":
+                invalid = f"x{i}"
+                cols.append((qcol(p.name).isNotNull() & value.isNull()).alias(invalid))
+            splits = tuple(bin_splits(p.edges)) if p.edges else None
+            specs.append(counting.Numeric(f"v{i}", splits, invalid))
         else:
-            value = F.lit(None).cast("double")
-            key = _categorical_key(p, raw)
-        parts += [F.lit(i), key, value]
-    for j, _ in enumerate(slots):
-        parts += [F.lit(len(profiles) + j), F.col(f"sk{j}").cast("int"), F.col(f"sv{j}")]
-    exprs = ", ".join(f"col{j}" for j in range(len(parts)))
-    staged = staged.select(F.col("window_start"), *[c.alias(f"col{j}") for j, c in enumerate(parts)])
-    return staged.select(
-        "window_start",
-        F.expr(f"stack({len(profiles) + len(slots)}, {exprs}) as (feature_idx, key, value)"),
-    )
+            cols.append(categorical_expr(p.name).alias(f"c{i}"))
+            specs.append(counting.Categorical(f"c{i}", tuple(p.categories), p.tracked and tuple(p.tracked)))
+    for j, slot in enumerate(slots):
+        cols += [slot.key.cast("int").alias(f"sk{j}"), slot.value.cast("double").alias(f"sv{j}")]
+        specs.append(counting.Slot(f"sk{j}", f"sv{j}", slot.n_bins))
+    return map_partials(df.select(*cols), specs, "_w")
 
 
-def aggregate_entries(entries: "DataFrame") -> "DataFrame":
-    """Counts and value moments per (window, feature, key): the only thing that is shuffled."""
+def sum_partials(partials: "DataFrame") -> "DataFrame":
+    """Counts and moments per (window, feature, key) summed over partitions: the only thing shuffled."""
     from pyspark.sql import functions as F
 
-    finite = F.when(~F.isnan("value"), F.col("value"))
-    return entries.groupBy("window_start", "feature_idx", "key").agg(
-        F.count(F.lit(1)).alias("n"),
-        F.sum(finite).alias("s"),
-        F.sum(finite * finite).alias("ss"),
-        F.min(finite).alias("lo"),
-        F.max(finite).alias("hi"),
+    return partials.groupBy("window_us", "feature_idx", "key").agg(
+        F.sum("n").alias("n"), F.sum("s").alias("s"), F.sum("ss").alias("ss"),
+        F.min("lo").alias("lo"), F.max("hi").alias("hi"),
     )
 
 
@@ -223,19 +175,14 @@ class Aggregate:
 
     @classmethod
     def from_rows(cls, rows: list) -> "Aggregate":
-        """From collected Rows (tests, or runtimes without Arrow)."""
-        from sparkdrift.windows import as_utc
+        """From collected Rows (runtimes without the Arrow collect)."""
 
         def col(name, dtype, null=np.nan):
             return np.array([null if r[name] is None else r[name] for r in rows], dtype=dtype)
 
-        has = np.array([r["window_start"] is not None for r in rows], dtype=bool)
-        window = np.array(
-            [int(as_utc(r["window_start"]).timestamp() * 1_000_000) if r["window_start"] is not None else 0 for r in rows],
-            dtype=np.int64,
-        )
-        return cls(window, has, col("feature_idx", np.int64, 0), col("key", np.int64, 0), col("n", np.int64, 0),
-                   col("s", float), col("ss", float), col("lo", float), col("hi", float))
+        has = np.array([r["window_us"] is not None for r in rows], dtype=bool)
+        return cls(col("window_us", np.int64, 0), has, col("feature_idx", np.int64, 0), col("key", np.int64, 0),
+                   col("n", np.int64, 0), col("s", float), col("ss", float), col("lo", float), col("hi", float))
 
     @classmethod
     def collect(cls, agg: "DataFrame") -> "Aggregate":
@@ -244,7 +191,7 @@ class Aggregate:
             import pyarrow as pa
 
             batches = agg._collect_as_arrow()
-        except Exception as exc:  # no pyarrow, or a runtime without the private Arrow path
+        except Exception as exc:  # a runtime without the private Arrow path
             log.debug("arrow collect unavailable (%s): collecting rows", exc)
             return cls.from_rows(agg.collect())
         if not batches:
@@ -254,9 +201,9 @@ class Aggregate:
         def num(name, dtype):
             return t.column(name).to_numpy(zero_copy_only=False).astype(dtype)
 
-        ws = t.column("window_start")
+        ws = t.column("window_us")
         has = ~ws.is_null().to_numpy(zero_copy_only=False)
-        window = ws.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        window = ws.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
         return cls(window, has, num("feature_idx", np.int64), num("key", np.int64), num("n", np.int64),
                    num("s", float), num("ss", float), num("lo", float), num("hi", float))
 
@@ -390,7 +337,7 @@ def count_windows(
     """
     if not profiles and not slots:
         return CountResult([], 0)
-    agg = aggregate_entries(binned_entries(df, profiles, ts_column, granularity_s, slots))
+    agg = sum_partials(partial_counts(df, profiles, ts_column, granularity_s, slots))
     with sql_conf(agg.sparkSession, **PASS_CONF):
         collected = Aggregate.collect(agg)
     windows, null_ts = assemble(collected, profiles, granularity_s, slots)

@@ -4,9 +4,10 @@ The baseline job and the production pass must read every column the same
 way, so both use the casts defined here:
 
 * numeric: cast to ``double`` (booleans become 1.0/0.0, decimals and integers
-  widen), with ``-0.0`` normalised to ``0.0``: Spark's ``Bucketizer`` (Java's
-  ``Arrays.binarySearch``) orders ``-0.0`` before ``0.0``, so without this a
-  ``-0.0`` would land one bin below a ``0.0`` edge while numpy puts it on it.
+  widen), with ``-0.0`` normalised to ``0.0``: Spark's sorts (and so
+  ``percentile_approx``'s quantiles) order ``-0.0`` before ``0.0`` while
+  numpy's comparisons treat them as equal; one zero keeps edges and bins
+  the same everywhere.
 * categorical: cast to ``string`` (booleans become ``"true"``/``"false"``).
 """
 from __future__ import annotations

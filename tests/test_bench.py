@@ -71,6 +71,15 @@ def test_generator_and_harness(spark, tmp_path):
     kinds = {c: "string" if c in g.categorical else "double" for c in cols} | {"ts": "timestamp"}
     assert floor_query(spark, g.production, cols, kinds)[0][0] == 20_000
 
+    # the pass's variants: the previous Spark-only pass gives the same histograms; the Arrow no-op sees every row
+    from bench.variants import arrow_noop, count_windows_stack, same_windows
+    from sparkdrift.histograms import count_windows
+
+    features = list(profile.features.values())
+    ours = count_windows(prod, features, "ts", 86400)
+    assert same_windows(ours, count_windows_stack(prod, features, "ts", 86400))
+    assert sum(w.rows for w in ours.windows) == 20_000 == arrow_noop(prod, features, "ts")
+
     # the collect way, in process, and the accuracy check against it
     timings, results, kept = collect_way.run_once(spark, g, top_k=20, epsilon=1e-4, t0=None, days=DAYS)
     assert timings["total_s"] > 0
