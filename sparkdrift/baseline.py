@@ -209,10 +209,12 @@ def _scan_moments(
     (row,) = df.agg(*aggs).collect()
     stats = {}
     for i in numeric:
-        q = row[f"q{i}"]
+        # -0.0 and 0.0 are one value (see selection.numeric_expr)
+        q = [v + 0.0 for v in row[f"q{i}"] or () if v is not None]
+        if row[f"lo{i}"] is not None:  # the 0 and 1 quantiles are the exact extremes (a sample's lie inside them)
+            q = [row[f"lo{i}"] + 0.0, *q[1:-1], row[f"hi{i}"] + 0.0]
         stats[i] = {
-            # -0.0 and 0.0 are one value (see selection.numeric_expr)
-            "quantiles": [v + 0.0 for v in q if v is not None] if q is not None else [],
+            "quantiles": q,
             "n": int(row[f"n{i}"] or 0),
             "min": row[f"lo{i}"],
             "max": row[f"hi{i}"],

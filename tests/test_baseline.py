@@ -141,6 +141,25 @@ def test_edges_rank_error_at_low_accuracy(spark, source):
         _assert_rank_error(profile.features[name].edges, finite, 100, 200)
 
 
+def test_sampled_quantiles_keep_counts_exact_and_are_reproducible(spark, source):
+    path, rows, out = source
+    cfg = _cfg(path, out, features={"numeric": ["x"]}, prediction={"columns": []},
+               binning={"fine_bins": 100, "quantile_sample_rows": 10_000})  # half of the 20k rows
+    profile = build_baseline(spark, cfg)
+    values = _masked(_column(rows, "x"))
+    finite = values.compressed()[~np.isnan(values.compressed())]
+    fp = profile.features["x"]
+    assert fp.baseline == count_numeric(values, fp.edges)  # bins from the sample, counts from every row
+    assert fp.edges[0] == finite.min() and fp.edges[-1] == finite.max()
+    inner = fp.edges[1:-1]
+    ranks = np.searchsorted(np.sort(finite), inner, side="left") / finite.size
+    targets = np.arange(1, 100) / 100
+    # a sample of ~10k values: the rank standard error is <= 0.005; 4 of them, plus the sketch's own error
+    assert len(inner) == 99 and np.abs(ranks - targets).max() < 4 * 0.005 + 1 / 10_000
+    assert np.abs(ranks - targets).max() > 1 / 10_000 + 1 / finite.size  # it did sample
+    assert build_baseline(spark, cfg).features["x"].edges == fp.edges  # seeded: the same sample
+
+
 @pytest.mark.parametrize("name", NUMERIC[:-1] + ["score"])
 def test_fine_counts_equal_numpy_reference_on_the_same_rows(built, source, name):
     _, profile = built
