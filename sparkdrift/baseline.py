@@ -1,12 +1,13 @@
 """The baseline job: a versioned profile of the reference table in two scans.
 
-Scan 1 is ONE aggregation over every numeric column at once: approximate
-quantiles on the fine grid (``percentile_approx`` with an explicit accuracy,
-over a random sample of about ``binning.quantile_sample_rows`` rows when the
-table is larger: it is the job's most expensive part), and exact count, min,
-max, mean, population std, sum, sum of squares, null and NaN counts. The
-driver turns the quantiles into cut points (`binning.make_edges`) and coarse
-PSI bins (`binning.coarse_starts`).
+Scan 1 is two aggregations over every numeric column at once: (a) exact
+count, min, max, mean, population std, sum, sum of squares, null and NaN
+counts; (b) approximate quantiles on the fine grid (``percentile_approx``
+with an explicit accuracy) over a random sample of about
+``binning.quantile_sample_rows`` rows when the table is larger. They are
+apart because ``percentile_approx`` would take (a) off Spark's generated
+code. The driver turns the quantiles into cut points (`binning.make_edges`)
+and coarse PSI bins (`binning.coarse_starts`).
 
 Scan 2 counts every column into its own bins with the production pass's
 engine (`counting`, numpy over Arrow batches): exact fine-bin counts of
@@ -60,6 +61,8 @@ log = logging.getLogger("sparkdrift.baseline")
 
 #: Seed of ``baseline.sample_fraction``: the same table version gives the same sample.
 SAMPLE_SEED = 20240229
+#: Seed of the quantiles' sample (``binning.quantile_sample_rows``).
+QUANTILE_SEED = 20240301
 #: Bumped when the way a profile is computed changes, so old and new profiles get different ids.
 PROFILE_FORMAT = 1
 #: Config sections (top level) that shape a profile, hashed into the baseline id.
@@ -167,34 +170,25 @@ def _finite(c: "Column") -> "Column":
     return F.when(~F.isnan(c) & (F.abs(c) != F.lit(float("inf"))), c)
 
 
-def _quantile_fraction(df: "DataFrame", sample_rows: int | None) -> float:
+def _quantile_fraction(rows: int, sample_rows: int | None) -> float:
     """Share of rows whose values feed the quantiles: about ``sample_rows`` of them (1.0 = every row).
 
     ``percentile_approx`` costs ~1 us per value and dominates the job; quantiles from
     a 1M-row sample are within ~5e-4 in rank (its standard error), while every
-    count, moment and the bins' counts stay exact. A count reads no column.
+    count, moment and the bins' counts stay exact.
     """
-    if sample_rows is None:
-        return 1.0
-    rows = df.count()
-    return 1.0 if rows <= sample_rows else sample_rows / rows
+    return 1.0 if sample_rows is None or rows <= sample_rows else sample_rows / rows
 
 
-def _scan_moments(
-    df: "DataFrame", numeric: list[int], probabilities: list[float], accuracy: int, fraction: float = 1.0
-) -> tuple[int, dict[int, dict]]:
-    """Scan 1: row count, and quantiles (of a ``fraction`` of the rows) + moments of every numeric column."""
+def _scan_moments(df: "DataFrame", numeric: list[int]) -> tuple[int, dict[int, dict]]:
+    """Scan 1a: row count and exact moments of every numeric column, in one aggregation."""
     from pyspark.sql import functions as F
 
-    if fraction < 1.0:  # one random draw per row: every column's quantiles come from the same rows
-        df = df.withColumn("_u", F.rand(SAMPLE_SEED))
     aggs = [F.count(F.lit(1)).alias("rows")]
     for i in numeric:
         c = F.col(f"c{i}")
         fin = _finite(c)
-        sampled = fin if fraction >= 1.0 else F.when(F.col("_u") < F.lit(fraction), fin)
         aggs += [
-            F.percentile_approx(sampled, probabilities, accuracy).alias(f"q{i}"),
             F.count(fin).alias(f"n{i}"),
             F.min(fin).alias(f"lo{i}"),
             F.max(fin).alias(f"hi{i}"),
@@ -209,15 +203,11 @@ def _scan_moments(
     (row,) = df.agg(*aggs).collect()
     stats = {}
     for i in numeric:
-        # -0.0 and 0.0 are one value (see selection.numeric_expr)
-        q = [v + 0.0 for v in row[f"q{i}"] or () if v is not None]
-        if row[f"lo{i}"] is not None:  # the 0 and 1 quantiles are the exact extremes (a sample's lie inside them)
-            q = [row[f"lo{i}"] + 0.0, *q[1:-1], row[f"hi{i}"] + 0.0]
         stats[i] = {
-            "quantiles": q,
             "n": int(row[f"n{i}"] or 0),
-            "min": row[f"lo{i}"],
-            "max": row[f"hi{i}"],
+            # -0.0 and 0.0 are one value (see selection.numeric_expr)
+            "min": None if row[f"lo{i}"] is None else row[f"lo{i}"] + 0.0,
+            "max": None if row[f"hi{i}"] is None else row[f"hi{i}"] + 0.0,
             "mean": row[f"mean{i}"],
             "std": row[f"std{i}"],
             "sum": float(row[f"s{i}"] or 0.0),
@@ -226,6 +216,24 @@ def _scan_moments(
             "nans": int(row[f"nan{i}"] or 0),
         }
     return int(row["rows"]), stats
+
+
+def _scan_quantiles(
+    df: "DataFrame", numeric: list[int], probabilities: list[float], accuracy: int, fraction: float
+) -> dict[int, list[float]]:
+    """Scan 1b: the quantile grid of every numeric column over a ``fraction`` sample of the rows.
+
+    Apart from scan 1a because ``percentile_approx`` is an imperative aggregate:
+    next to it, Spark runs every other aggregate of the query without generated
+    code (measured in bench/: the moments then cost more than the quantiles).
+    """
+    from pyspark.sql import functions as F
+
+    sampled = df if fraction >= 1.0 else df.sample(withReplacement=False, fraction=fraction, seed=QUANTILE_SEED)
+    (row,) = sampled.agg(
+        *[F.percentile_approx(_finite(F.col(f"c{i}")), probabilities, accuracy).alias(f"q{i}") for i in numeric]
+    ).collect()
+    return {i: [v + 0.0 for v in row[f"q{i}"] or () if v is not None] for i in numeric}
 
 
 def _scan_counts(
@@ -416,23 +424,29 @@ def build_baseline(spark: "SparkSession", cfg: "MonitorConfig") -> BaselineProfi
     df = read.df.select(*projected)
 
     probabilities = quantile_probabilities(b.fine_bins)
-    fraction = _quantile_fraction(df, b.quantile_sample_rows) if numeric else 1.0
-    log.info(
-        "scan 1 of 2: row count, %d-quantile grid (accuracy %d, from %s) and moments of %d numeric columns",
-        b.fine_bins, b.quantile_accuracy, "every row" if fraction >= 1.0 else f"a {fraction:.3g} sample",
-        len(numeric),
-    )
+    log.info("scan 1 of 2: row count and moments of %d numeric columns", len(numeric))
     t0 = time.perf_counter()
-    row_count, stats = _scan_moments(df, numeric, probabilities, b.quantile_accuracy, fraction)
-    log.info("scan 1 of 2 done in %.1fs: %d rows", time.perf_counter() - t0, row_count)
+    row_count, stats = _scan_moments(df, numeric)
     if row_count == 0:
         raise TableError(f"table {read.table}: no rows to build a baseline from ({_describe_read(cfg, read)})")
+    fraction = _quantile_fraction(row_count, b.quantile_sample_rows)
+    if numeric:
+        log.info(
+            "scan 1 of 2: %d-quantile grid (accuracy %d) of %d numeric columns from %s",
+            b.fine_bins, b.quantile_accuracy, len(numeric),
+            "every row" if fraction >= 1.0 else f"a {fraction:.3g} sample (~{b.quantile_sample_rows:,} rows)",
+        )
+        for i, q in _scan_quantiles(df, numeric, probabilities, b.quantile_accuracy, fraction).items():
+            st = stats[i]
+            # the 0 and 1 quantiles are the exact extremes (a sample's own lie inside them)
+            st["quantiles"] = [st["min"], *q[1:-1], st["max"]] if st["min"] is not None else []
+    log.info("scan 1 of 2 done in %.1fs: %d rows", time.perf_counter() - t0, row_count)
 
     edges: dict[int, tuple[float, ...]] = {}
     for i in numeric:
         st = stats[i]
         if st["min"] is not None:
-            edges[i] = make_edges(st["quantiles"], st["min"] + 0.0, st["max"] + 0.0)
+            edges[i] = make_edges(st["quantiles"], st["min"], st["max"])
         else:
             log.warning("baseline %s: numeric column %r has no finite value (all null/NaN)", cfg.monitor, specs[i].name)
 
