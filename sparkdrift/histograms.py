@@ -91,10 +91,20 @@ class Slot:
 
 @contextlib.contextmanager
 def sql_conf(spark, **conf: str) -> Iterator[None]:
-    """Set runtime SQL confs for one query, then restore them (the user's session is left as it was)."""
-    old = {k: spark.conf.get(k, None) for k in conf}
+    """Set runtime SQL confs for one query, then restore them (the user's session is left as it was).
+
+    These confs tune speed, never results: a runtime that refuses one (Databricks
+    serverless allows few) runs the query without it.
+    """
+    old = {}
     for k, v in conf.items():
-        spark.conf.set(k, v)
+        try:
+            previous = spark.conf.get(k, None)
+            spark.conf.set(k, v)
+        except Exception as exc:  # noqa: BLE001 - e.g. CONFIG_NOT_AVAILABLE on serverless
+            log.debug("runtime refused %s=%s (%s): running without it", k, v, exc)
+            continue
+        old[k] = previous
     try:
         yield
     finally:

@@ -159,3 +159,15 @@ def test_negative_zero_and_booleans_bin_like_the_baseline(spark):
     (w,) = count_windows(df, [p], "ts", 86400).windows
     h = w.histograms["z"]
     assert (h.underflow, int(h.counts[0])) == (0, 2)
+
+
+def test_sql_conf_restores_and_skips_confs_the_runtime_refuses(spark):
+    from sparkdrift.histograms import sql_conf
+
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    before = spark.conf.get(key)
+    # a static conf cannot be set on a running session: the query runs without it
+    with sql_conf(spark, **{key: "123", "spark.sql.warehouse.dir": "/elsewhere"}):
+        assert spark.conf.get(key) == "123"
+    assert spark.conf.get(key) == before
+    assert spark.conf.get("spark.sql.warehouse.dir") != "/elsewhere"
