@@ -117,7 +117,7 @@ class Slot:
 
     def keys(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
         keys = pc.fill_null(batch.column(self.key), NULL).to_numpy(zero_copy_only=False).astype(np.int64)
-        if keys.size and (keys.max() >= self.n_bins or keys.min() < UNSEEN):
+        if keys.size and (keys.max() >= self.n_bins or keys.min() < NULL):
             raise ValueError(f"slot key column {self.key}: keys must lie in [-1, {self.n_bins})")
         return keys, batch.column(self.value).to_numpy(zero_copy_only=False)
 

@@ -93,3 +93,17 @@ def test_slot_keys_out_of_range_are_an_error():
     )
     with pytest.raises(ValueError, match="slot key column k"):
         _run([batch], [counting.Slot("k", "v", 4)])
+
+
+def test_slot_counts_and_value_moments():
+    keys = pa.array([0, 1, None, 1, -1], pa.int32())
+    values = pa.array([0.5, 2.0, None, np.nan, 1.5])
+    batch = pa.RecordBatch.from_arrays([pa.array([0] * 5, pa.int64()), keys, values], names=["w", "k", "v"])
+    out = _run([batch], [counting.Slot("k", "v", 2)])
+    got = _rows(out, 0, 0)
+    assert {k: v[0] for k, v in got.items() if k != counting.MOMENTS} == {0: 1, 1: 2, counting.NULL: 2}
+    assert got[counting.MOMENTS][1:] == (4.0, 0.25 + 4.0 + 2.25, 0.5, 2.0)
+    bad = pa.RecordBatch.from_arrays([pa.array([0], pa.int64()), pa.array([-2], pa.int32()), pa.array([0.0])],
+                                     names=["w", "k", "v"])
+    with pytest.raises(ValueError, match="slot key column k"):
+        _run([bad], [counting.Slot("k", "v", 2)])
