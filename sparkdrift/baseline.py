@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sparkdrift import counting
-from sparkdrift.binning import coarse_starts, make_edges, quantile_probabilities, bin_splits
+from sparkdrift.binning import bin_splits, coarse_starts, make_edges, quantile_probabilities
 from sparkdrift.counting import NAN, NULL
 from sparkdrift.errors import BaselineError, TableError
 from sparkdrift.performance import slot_size
@@ -258,7 +258,7 @@ def _scan_counts(
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from sparkdrift.histograms import PASS_CONF, map_partials, sql_conf
+    from sparkdrift.histograms import PASS_CONF, map_partials, sql_conf, sum_partials
 
     count_specs: list[counting.Spec] = []
     for i, s in enumerate(specs):
@@ -269,11 +269,8 @@ def _scan_counts(
             count_specs.append(counting.Numeric(f"c{i}", tuple(splits)))
     if performance_bins is not None:
         count_specs.append(counting.Slot("pk", "pv", performance_bins))
-    counted = (
-        map_partials(df, count_specs, None)
-        .groupBy(F.col("feature_idx").alias("fi"), "key", "value")
-        .agg(F.sum("n").alias("n"), F.sum("s").alias("s"), F.sum("ss").alias("ss"),
-             F.min("lo").alias("lo"), F.max("hi").alias("hi"))
+    counted = sum_partials(map_partials(df, count_specs, None), ("feature_idx", "key", "value")).withColumnRenamed(
+        "feature_idx", "fi"
     )
     part = Window.partitionBy("fi", "key")
     ranked = counted.select(

@@ -159,11 +159,11 @@ def partial_counts(
     return map_partials(df.select(*cols), specs, "_w")
 
 
-def sum_partials(partials: "DataFrame") -> "DataFrame":
+def sum_partials(partials: "DataFrame", by: tuple[str, ...] = ("window_us", "feature_idx", "key")) -> "DataFrame":
     """Counts and moments per (window, feature, key) summed over partitions: the only thing shuffled."""
     from pyspark.sql import functions as F
 
-    return partials.groupBy("window_us", "feature_idx", "key").agg(
+    return partials.groupBy(*by).agg(
         F.sum("n").alias("n"), F.sum("s").alias("s"), F.sum("ss").alias("ss"),
         F.min("lo").alias("lo"), F.max("hi").alias("hi"),
     )

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from sparkdrift import counting
-from sparkdrift.binning import count_categorical, count_numeric, make_edges, bin_splits
+from sparkdrift.binning import bin_splits, count_categorical, count_numeric, make_edges
 
 DAY = 86_400_000_000
 
