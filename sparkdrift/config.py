@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import types
 import typing
@@ -27,11 +28,11 @@ SEVERITIES: tuple[str, ...] = ("none", "minor", "moderate", "severe")
 
 
 def _gt0(v: float) -> str | None:
-    return None if v > 0 else "expected a number > 0"
+    return None if v > 0 and v < math.inf else "expected a number > 0"
 
 
 def _ge0(v: float) -> str | None:
-    return None if v >= 0 else "expected a number >= 0"
+    return None if 0 <= v < math.inf else "expected a number >= 0"
 
 
 def _frac(v: float) -> str | None:
@@ -199,6 +200,15 @@ class Levels:
 
 
 @dataclass(frozen=True)
+class Persistence:
+    enabled: bool = _c(None, "catch drift that stays under the threshold for many windows", True)
+    statistic: str | None = _c(None, "statistic to accumulate (default: the one policy.score uses, else psi)", None)
+    allowance: float = _c(_frac, "per-window slack as a share of the threshold (CUSUM k)", 0.25)
+    limit: float = _c(_gt0, "alarm when the accumulated excess reaches this many thresholds (CUSUM h)", 1.0)
+    severity: Severity = _c(None, "severity of the persistence rule", "minor")
+
+
+@dataclass(frozen=True)
 class Policy:
     score: str = _c(
         None, "drift score: share_drifted, mean:<statistic>, max:<statistic>, or mean_shift", "max:psi"
@@ -212,6 +222,13 @@ class Policy:
     performance_severity: Severity = _c(None, "severity of a performance breach", "severe")
     consecutive_windows: int = _c(_min(1), "a level fires only after N consecutive windows at it", 1)
     hysteresis: float = _c(_ge0, "an active level clears only when the score falls this far below it", 0.0)
+    noise_floor: bool = _c(
+        None, "a statistic breaches only above the value chance gives at the window's size (off: fixed thresholds)", True
+    )
+    false_alarm_rate: float = _c(
+        _alpha, "share of drift-free windows allowed to reach minor; split over the run's tests (Bonferroni)", 0.01
+    )
+    persistence: Persistence = _c(None, "CUSUM rule for slow drift under the per-window thresholds", factory=Persistence)
 
 
 @dataclass(frozen=True)
@@ -431,7 +448,7 @@ def _check_thresholds(cfg: MonitorConfig) -> None:
         for name, value in table.items():
             if name not in STATISTICS:
                 raise _Invalid(f"{where}.{name}", f"unknown statistic (known: {', '.join(STATISTICS)})")
-            if not isinstance(value, (int, float)) or value < 0:
+            if not isinstance(value, (int, float)) or not 0 <= value < math.inf:
                 raise _Invalid(f"{where}.{name}", f"expected a number >= 0, got {_describe(value)}")
     for kind in ("numeric", "categorical"):
         chosen = getattr(cfg.statistics, kind) or ()
@@ -455,6 +472,12 @@ def _check_consistency(cfg: MonitorConfig) -> None:
     score = cfg.policy.score
     if score not in ("share_drifted", "mean_shift") and not re.fullmatch(r"(mean|max):\w+", score):
         raise _Invalid("policy.score", f"expected share_drifted, mean_shift, mean:<statistic> or max:<statistic>, got {_describe(score)}")
+    stat = cfg.policy.persistence.statistic
+    if stat is not None:
+        from sparkdrift.stats import STATISTICS
+
+        if stat not in STATISTICS:
+            raise _Invalid("policy.persistence.statistic", f"unknown statistic {_describe(stat)}")
     if cfg.label.table and not cfg.label.id_column:
         raise _Invalid("label.id_column", "required when label.table is set")
     r = cfg.actions.retrain

@@ -12,8 +12,9 @@ from datetime import datetime
 
 from sparkdrift.config import MonitorConfig
 from sparkdrift.histograms import WindowHistograms
+from sparkdrift.noise import noise_floor, per_test_level
 from sparkdrift.profile import BaselineProfile, FeatureProfile, Histogram, merge_all
-from sparkdrift.results import DriftResult
+from sparkdrift.results import ERROR_PREFIX, DriftResult
 from sparkdrift.stats import (
     DEFAULT_PREDICTION_THRESHOLDS,
     DEFAULT_STATISTICS,
@@ -52,6 +53,23 @@ def params_for(cfg: MonitorConfig) -> StatParams:
     return StatParams(epsilon=s.epsilon, ks_alpha=s.ks_alpha, divergence_bins=s.divergence_bins)
 
 
+def tests_per_window(cfg: MonitorConfig, baseline: BaselineProfile) -> int:
+    """How many (column, statistic) pairs can breach in one window: the false-alarm budget is split over them."""
+    return sum(
+        1
+        for p in baseline.features.values()
+        for name in statistics_for(cfg, p)
+        if p.kind in STATISTICS[name].kinds and threshold_for(cfg, p, name) is not None
+    )
+
+
+def test_level(cfg: MonitorConfig, baseline: BaselineProfile) -> float | None:
+    """The per-test level in force (None when noise floors are off)."""
+    if not cfg.policy.noise_floor:
+        return None
+    return per_test_level(cfg.policy.false_alarm_rate, tests_per_window(cfg, baseline))
+
+
 def compare(
     cfg: MonitorConfig,
     baseline_id: str,
@@ -61,8 +79,13 @@ def compare(
     window_start: datetime,
     window_end: datetime,
     window: Histogram,
+    alpha: float | None = None,
 ) -> list[DriftResult]:
-    """Every configured statistic of one column for one window against one reference."""
+    """Every configured statistic of one column for one window against one reference.
+
+    With ``alpha`` (the per-test level), each result carries its noise floor and
+    breaches only when above both its threshold and that floor.
+    """
     params = params_for(cfg)
     out = []
     for name in statistics_for(cfg, profile):
@@ -71,10 +94,13 @@ def compare(
             continue
         try:
             res = compute(name, profile, reference, window, params)
+            floor = noise_floor(name, profile, window, reference, alpha, params) if alpha else None
         except Exception as exc:  # one bad column must not sink the others' results
-            log.warning("%s on %s failed: %s", name, profile.name, exc)
-            res = StatResult(name, math.nan, reason=f"failed: {exc}")
+            log.error("%s on %s failed: %s", name, profile.name, exc)
+            res, floor = StatResult(name, math.nan, reason=f"{ERROR_PREFIX}{type(exc).__name__}: {exc}"), None
         threshold = threshold_for(cfg, profile, name)
+        excess = res.value - floor if floor is not None and res.defined else None
+        above_noise = floor is None or (res.defined and res.value > floor)
         out.append(
             DriftResult(
                 monitor=cfg.monitor,
@@ -85,7 +111,7 @@ def compare(
                 statistic=name,
                 value=res.value,
                 threshold=threshold,
-                drifted=breached(stat, res.value, threshold),
+                drifted=breached(stat, res.value, threshold) and above_noise,
                 signal="prediction" if profile.role == "prediction" else "feature",
                 kind=profile.kind,
                 reference=reference_label,
@@ -95,6 +121,8 @@ def compare(
                 reference_rows=reference.n_rows,
                 window_rows=window.n_rows,
                 reason=res.reason,
+                noise_floor=floor,
+                excess=excess,
             )
         )
     return out
@@ -112,6 +140,7 @@ def drift_results(
     window still has a previous-window and a rolling reference.
     """
     refs = cfg.references
+    alpha = test_level(cfg, baseline)
     ordered = sorted([*history, *windows], key=lambda w: w.window_start)
     wanted = {w.window_start for w in windows}
     out: list[DriftResult] = []
@@ -123,7 +152,7 @@ def drift_results(
             profile = baseline.features.get(name)
             if profile is None:
                 continue
-            args = (w.window_start, w.window_end, hist)
+            args = (w.window_start, w.window_end, hist, alpha)
             if refs.baseline:
                 out += compare(cfg, baseline.baseline_id, profile, profile.baseline, "baseline", *args)
             if refs.previous_window and earlier and name in earlier[-1].histograms:

@@ -8,6 +8,10 @@ Rules, each giving a severity (the window's severity is the highest):
 - drift score (``policy.score``) against ``policy.levels``
   (minor >= 0.1 notify, moderate >= 0.2 investigate, severe >= 0.3 retrain);
 - ``policy.drifted_features`` or more drifted features -> ``drifted_features_severity``;
+- persistence (``policy.persistence``): a CUSUM per feature over the windows,
+  S = max(0, S + value - max(noise floor, allowance * threshold)), fires
+  ``persistence.severity`` once S >= limit * threshold: slow drift that stays
+  under the per-window threshold for many windows;
 - a prediction column with PSI above ``policy.prediction_psi`` -> ``prediction_severity``;
 - a data-quality breach -> ``quality_severity``; a performance breach -> ``performance_severity``.
 
@@ -21,7 +25,10 @@ Two damping rules act on the result:
   the score is at least ``level - h`` (only the score rule is damped; the other
   rules are yes/no).
 
-A NaN score never reaches a level (no data is no evidence of drift).
+A NaN score never reaches a level (no data is no evidence of drift). With
+noise floors on, the score counts only values above their noise floor, so a
+small window's chance PSI never reaches a level. A statistic that failed with
+an error is listed in ``errors``: visible, never read as "no drift".
 """
 from __future__ import annotations
 
@@ -74,6 +81,7 @@ class WindowDecision:
     n_drifted: int = 0
     share_drifted: float = 0.0
     reached: str = ""
+    errors: tuple[str, ...] = ()  # "feature statistic: reason" of statistics that could not be computed
 
     def __post_init__(self) -> None:
         severity_rank(self.severity)
@@ -88,6 +96,7 @@ class WindowDecision:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["rules"] = list(self.rules)
+        d["errors"] = list(self.errors)
         if not math.isfinite(d["score"]):
             d["score"] = None
         if not math.isfinite(d["share_drifted"]):
@@ -110,20 +119,64 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}"
 
 
+def above_noise(r: DriftResult) -> bool:
+    """A finite value beyond its noise floor (always true where no floor applies)."""
+    return _finite(r.value) and (r.noise_floor is None or r.value > r.noise_floor)
+
+
+def score_statistic(spec: str) -> str:
+    """The statistic a ``policy.score`` spec is built from (psi for share_drifted)."""
+    if spec == "mean_shift":
+        return "mean_shift"
+    return spec.partition(":")[2] or "psi"
+
+
 def drift_score(spec: str, feature_results: Sequence[DriftResult], share: float) -> float:
-    """The window's drift score per ``policy.score``; NaN when nothing defines it."""
+    """The window's drift score per ``policy.score``; NaN when nothing defines it.
+
+    Values within their noise floor count as 0: chance is not drift.
+    """
     if spec == "share_drifted":
         return share
-    if spec == "mean_shift":
-        vals = [abs(r.value) for r in feature_results if r.statistic == "mean_shift" and _finite(r.value)]
-        return max(vals) if vals else math.nan
     agg, sep, stat = spec.partition(":")
-    if not sep or agg not in ("mean", "max") or not stat:
+    if spec != "mean_shift" and (not sep or agg not in ("mean", "max") or not stat):
         raise ValueError(f"policy.score: expected share_drifted, mean_shift, mean:<stat> or max:<stat>, got {spec!r}")
-    vals = [r.value for r in feature_results if r.statistic == stat and _finite(r.value)]
+    stat = score_statistic(spec)
+    vals = [
+        (abs(r.value) if stat == "mean_shift" else r.value) if above_noise(r) else 0.0
+        for r in feature_results
+        if r.statistic == stat and _finite(r.value)
+    ]
     if not vals:
         return math.nan
-    return max(vals) if agg == "max" else sum(vals) / len(vals)
+    return sum(vals) / len(vals) if agg == "mean" else max(vals)
+
+
+class Cusum:
+    """Per-feature CUSUM of the excess over max(noise floor, allowance * threshold), across windows."""
+
+    def __init__(self, policy: Policy):
+        self.cfg = policy.persistence
+        self.statistic = self.cfg.statistic or score_statistic(policy.score)
+        self.sums: dict[str, float] = {}
+        self.runs: dict[str, int] = {}
+
+    def update(self, rows: Sequence[DriftResult]) -> list[tuple[str, float, float, int]]:
+        """Feed one window; returns (feature, sum, limit, windows accumulating) for features at the limit."""
+        fired = []
+        for r in rows:
+            if r.statistic != self.statistic or r.signal not in ("feature", "prediction"):
+                continue
+            if r.threshold is None or not _finite(r.value) or r.threshold <= 0:
+                continue
+            reference = max(r.noise_floor or 0.0, self.cfg.allowance * r.threshold)
+            total = max(0.0, self.sums.get(r.feature, 0.0) + r.value - reference)
+            self.sums[r.feature] = total
+            self.runs[r.feature] = self.runs.get(r.feature, 0) + 1 if total > 0 else 0
+            limit = self.cfg.limit * r.threshold
+            if total >= limit:
+                fired.append((r.feature, total, limit, self.runs[r.feature]))
+        return fired
 
 
 def _breach_rule(prefix: str, r: DriftResult) -> str:
@@ -141,6 +194,7 @@ def _window_decision(
     window_end: datetime,
     rows: Sequence[DriftResult],
     earlier: Sequence[WindowDecision],
+    cusum: Cusum | None = None,
 ) -> WindowDecision:
     feature_rows = [r for r in rows if r.signal == "feature"]
     features = {r.feature for r in feature_rows}
@@ -179,9 +233,19 @@ def _window_decision(
         rules.append(f"{n_drifted} drifted features >= {policy.drifted_features}")
         reached = _max_sev(reached, policy.drifted_features_severity)
 
-    # 3. prediction drift
+    # 2b. persistence: slow drift accumulated over windows
+    if cusum is not None and policy.persistence.enabled:
+        fired = cusum.update(rows)
+        for feature, total, limit, runs in fired if severity_rank(reached) < severity_rank(policy.persistence.severity) else ():
+            rules.append(
+                f"persistence: {feature} {cusum.statistic} CUSUM {_fmt(total)} >= {_fmt(limit)} over {runs} windows"
+            )
+            reached = _max_sev(reached, policy.persistence.severity)
+
+    # 3. prediction drift (above its noise floor)
     for r in rows:
-        if r.signal == "prediction" and r.statistic == "psi" and _finite(r.value) and r.value > policy.prediction_psi:
+        if (r.signal == "prediction" and r.statistic == "psi" and above_noise(r)
+                and r.value > policy.prediction_psi):
             rules.append(f"prediction {r.feature} psi={_fmt(r.value)} > {policy.prediction_psi:g}")
             reached = _max_sev(reached, policy.prediction_severity)
 
@@ -216,6 +280,7 @@ def _window_decision(
         n_drifted=n_drifted,
         share_drifted=float(share),
         reached=reached,
+        errors=tuple(f"{r.feature} {r.statistic}: {r.reason}" for r in rows if r.failed),
     )
 
 
@@ -244,6 +309,7 @@ def evaluate(
     out: list[WindowDecision] = []
     for monitor in sorted({m for m, _ in groups}):
         keys = sorted(k for k in groups if k[0] == monitor)
+        cusum = Cusum(policy)
         current = {k[1] for k in keys}
         chain = sorted(
             (p for p in previous if p.monitor == monitor and _order_key(p.window_start) not in current),
@@ -251,7 +317,7 @@ def evaluate(
         )
         for key in keys:
             earlier = [d for d in chain if _order_key(d.window_start) < key[1]]
-            decision = _window_decision(policy, monitor, starts[key], ends[key], groups[key], earlier)
+            decision = _window_decision(policy, monitor, starts[key], ends[key], groups[key], earlier, cusum)
             out.append(decision)
             chain = earlier + [decision] + [d for d in chain if _order_key(d.window_start) > key[1]]
     return out

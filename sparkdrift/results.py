@@ -8,6 +8,9 @@ from typing import Literal
 
 Signal = Literal["feature", "prediction", "quality", "performance"]
 
+#: ``reason`` of a statistic that raised: a visible error state, not an undefined value.
+ERROR_PREFIX = "error: "
+
 
 @dataclass(frozen=True)
 class DriftResult:
@@ -36,6 +39,13 @@ class DriftResult:
     reference_rows: int = 0
     window_rows: int = 0
     reason: str | None = None
+    noise_floor: float | None = None  # what chance reaches at this window size (sparkdrift.noise)
+    excess: float | None = None  # value - noise_floor: > 0 is evidence beyond sampling noise
+
+    @property
+    def failed(self) -> bool:
+        """The statistic could not be computed although the column had data (an error, never "no drift")."""
+        return bool(self.reason) and self.reason.startswith(ERROR_PREFIX)
 
     @property
     def metric_name(self) -> str:
@@ -46,7 +56,7 @@ class DriftResult:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for k in ("value", "lower", "upper", "p_value", "threshold"):
+        for k in ("value", "lower", "upper", "p_value", "threshold", "noise_floor", "excess"):
             v = d[k]
             if v is not None and not math.isfinite(v):
                 d[k] = None

@@ -161,8 +161,8 @@ def _distribution_vector(profile: FeatureProfile, h: Histogram, numeric_bins: st
     return profile.coarse_counts(h) if numeric_bins == "coarse" else _fine_vector(h)
 
 
-def _proportions(v: np.ndarray) -> np.ndarray:
-    return v / v.sum()
+def _categorical_pair(reference: Histogram, window: Histogram) -> tuple[np.ndarray, np.ndarray]:
+    return _categorical_vector(reference)[None, :], _categorical_vector(window)[None, :]
 
 
 def _statistic(name: str, kinds: frozenset[str]):
@@ -236,19 +236,28 @@ def psi_from_counts(a: np.ndarray, b: np.ndarray, epsilon: float) -> float:
     each vector separately, zero proportions are replaced by ``epsilon`` and the
     vector is renormalised to sum to 1. Symmetric in ``a`` and ``b``.
     """
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-    keep = (a > 0) | (b > 0)
-    p = _smooth(_proportions(a[keep]), epsilon)
-    q = _smooth(_proportions(b[keep]), epsilon)
-    return float(np.sum((p - q) * np.log(p / q)))
+    return float(psi_rows(np.atleast_2d(a), np.atleast_2d(b), epsilon)[0])
 
 
-def _smooth(p: np.ndarray, epsilon: float) -> np.ndarray:
-    if not (p == 0).any():
-        return p
-    p = np.where(p == 0, epsilon, p)
-    return p / p.sum()
+def _row_proportions(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=float)
+    return v / v.sum(axis=1, keepdims=True)
+
+
+def psi_rows(a: np.ndarray, b: np.ndarray, epsilon: float) -> np.ndarray:
+    """`psi_from_counts` of every row pair at once (the noise-floor simulation needs thousands)."""
+    keep = (np.asarray(a) > 0) | (np.asarray(b) > 0)
+    p = _smooth_rows(_row_proportions(a), keep, epsilon)
+    q = _smooth_rows(_row_proportions(b), keep, epsilon)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(keep, (p - q) * np.log(np.where(keep, p, 1.0) / np.where(keep, q, 1.0)), 0.0)
+    return terms.sum(axis=1)
+
+
+def _smooth_rows(p: np.ndarray, keep: np.ndarray, epsilon: float) -> np.ndarray:
+    """Zero proportions among the kept bins become ``epsilon``; each row renormalised over its kept bins."""
+    p = np.where(keep & (p == 0), epsilon, np.where(keep, p, 0.0))
+    return p / p.sum(axis=1, keepdims=True)
 
 
 @_statistic("psi", BOTH)
@@ -358,18 +367,36 @@ def ks_robust(
 
 def js_distance(p: np.ndarray, q: np.ndarray) -> float:
     """Jensen-Shannon distance, base 2, in [0, 1]; finite with empty bins (0 log 0 = 0)."""
-    p = _proportions(np.asarray(p, dtype=float))
-    q = _proportions(np.asarray(q, dtype=float))
+    return float(js_rows(np.atleast_2d(p), np.atleast_2d(q))[0])
+
+
+def js_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`js_distance` of every row pair."""
+    p, q = _row_proportions(a), _row_proportions(b)
     mid = 0.5 * (p + q)
-    jsd = 0.5 * (special.rel_entr(p, mid).sum() + special.rel_entr(q, mid).sum()) / math.log(2.0)
-    return math.sqrt(min(max(float(jsd), 0.0), 1.0))
+    jsd = 0.5 * (special.rel_entr(p, mid).sum(axis=1) + special.rel_entr(q, mid).sum(axis=1)) / math.log(2.0)
+    return np.sqrt(np.clip(jsd, 0.0, 1.0))
 
 
 def hellinger_distance(p: np.ndarray, q: np.ndarray) -> float:
     """Hellinger distance sqrt(1/2 sum (sqrt p - sqrt q)^2), in [0, 1]."""
-    p = _proportions(np.asarray(p, dtype=float))
-    q = _proportions(np.asarray(q, dtype=float))
-    return math.sqrt(min(0.5 * float(np.sum((np.sqrt(p) - np.sqrt(q)) ** 2)), 1.0))
+    return float(hellinger_rows(np.atleast_2d(p), np.atleast_2d(q))[0])
+
+
+def hellinger_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`hellinger_distance` of every row pair."""
+    p, q = _row_proportions(a), _row_proportions(b)
+    return np.sqrt(np.minimum(0.5 * np.sum((np.sqrt(p) - np.sqrt(q)) ** 2, axis=1), 1.0))
+
+
+def tv_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Total variation 1/2 sum |p - q| of every row pair."""
+    return np.minimum(0.5 * np.abs(_row_proportions(a) - _row_proportions(b)).sum(axis=1), 1.0)
+
+
+def linf_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """L-infinity max |p - q| of every row pair."""
+    return np.abs(_row_proportions(a) - _row_proportions(b)).max(axis=1)
 
 
 @_statistic("js", BOTH)
@@ -404,9 +431,7 @@ def tv(
 ) -> StatResult:
     """Total variation 1/2 sum |p - q| over slots + unseen: the share of rows that moved category."""
     _require_mass(profile, reference, window)
-    p = _proportions(_categorical_vector(reference).astype(float))
-    q = _proportions(_categorical_vector(window).astype(float))
-    return _result("tv", min(0.5 * float(np.abs(p - q).sum()), 1.0))
+    return _result("tv", tv_rows(*_categorical_pair(reference, window))[0])
 
 
 @_statistic("linf", CATEGORICAL)
@@ -415,9 +440,7 @@ def linf(
 ) -> StatResult:
     """L-infinity max |p - q| over slots + unseen: the largest single-category shift."""
     _require_mass(profile, reference, window)
-    p = _proportions(_categorical_vector(reference).astype(float))
-    q = _proportions(_categorical_vector(window).astype(float))
-    return _result("linf", float(np.abs(p - q).max()))
+    return _result("linf", linf_rows(*_categorical_pair(reference, window))[0])
 
 
 # --------------------------------------------------------------------------- chi-square
@@ -433,10 +456,21 @@ def chi2_from_table(table: np.ndarray) -> tuple[float, float]:
     t = t[:, t.sum(axis=0) > 0]
     if t.shape[1] < 2:
         return 0.0, 1.0
-    expected = np.outer(t.sum(axis=1), t.sum(axis=0)) / t.sum()
-    stat = float(np.sum((t - expected) ** 2 / expected))
+    stat = float(chi2_rows(t[:1], t[1:])[0])
     dof = (t.shape[0] - 1) * (t.shape[1] - 1)
     return stat, float(_chi2_dist.sf(stat, dof))
+
+
+def chi2_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson chi-square of every 2 x k table (row of ``a``, row of ``b``); empty columns add 0."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    col = a + b
+    na, nb = a.sum(axis=1, keepdims=True), b.sum(axis=1, keepdims=True)
+    total = na + nb
+    ea, eb = na * col / total, nb * col / total
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(col > 0, (a - ea) ** 2 / ea + (b - eb) ** 2 / eb, 0.0)
+    return terms.sum(axis=1)
 
 
 @_statistic("chi2", CATEGORICAL)

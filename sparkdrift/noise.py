@@ -1,0 +1,216 @@
+"""Noise floors: the value a statistic reaches by chance when nothing has drifted.
+
+Pure numpy/scipy, computed from the baseline's histograms alone (no raw rows).
+The null model: the window's n rows and the reference's m rows are both drawn
+from the baseline's distribution. ``noise_floor`` is the (1 - alpha) quantile
+of the statistic under that model, so a value above it happens by chance with
+probability at most about alpha.
+
+How each statistic gets its quantile (docs/statistics.md gives the reasons):
+
+* psi, js, hellinger, chi2, tv, linf (coarse bins or category slots): a
+  parametric bootstrap, `SIMULATIONS` multinomial draws of both histograms.
+  Levels beyond what the draws resolve are reached by scaling the simulated
+  quantile at ``10 / SIMULATIONS`` with the shape of the statistic's limiting
+  distribution (chi-square for psi/js/hellinger/chi2, normal for tv/linf), so
+  small-n effects (empty bins, the epsilon rule) are in the floor and the
+  far tail still follows the asymptotics.
+* ks, ks_robust: the two-sample Kolmogorov distribution (exact for continuous
+  data, conservative for discrete data, whose KS is smaller).
+* wasserstein: the limit sqrt(nm/(n+m)) W1 -> integral |B(F(x))| dx, its
+  exact mean plus z(1 - alpha) times the largest variance of the process
+  (Var X, Gaussian concentration): a closed form, conservative by 1.2-1.5x.
+* mean_shift: the normal limit of the mean difference; null_rate_delta: the
+  exact binomial quantile of the window's null count.
+
+Values outside the baseline's range and never-seen categories are given the
+chance a new draw has of landing there, 1/(m+1) each, so the floor does not
+pretend they are impossible.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import zlib
+
+import numpy as np
+from scipy import stats as st
+
+from sparkdrift.profile import FeatureProfile, Histogram
+from sparkdrift.stats import (
+    StatParams,
+    chi2_rows,
+    hellinger_rows,
+    js_rows,
+    ks_critical_value,
+    linf_rows,
+    psi_rows,
+    tv_rows,
+)
+
+#: Bootstrap draws per (feature, window-size bucket): ~5 ms for 12 bins.
+SIMULATIONS = 4000
+#: Window sizes are rounded down to a geometric grid of this ratio, so the
+#: floors of windows of similar size are computed once and are never too low.
+BUCKET_RATIO = 2 ** 0.125
+
+_ROWS = {"psi": None, "js": js_rows, "hellinger": hellinger_rows, "chi2": chi2_rows, "tv": tv_rows, "linf": linf_rows}
+
+
+def bucket(n: int) -> int:
+    """The largest grid size <= n (grid: round(BUCKET_RATIO ** k)); exact below 16."""
+    if n < 16:
+        return int(n)
+    k = math.floor(math.log(n) / math.log(BUCKET_RATIO) + 1e-9)
+    return min(int(n), int(round(BUCKET_RATIO**k)))
+
+
+def per_test_level(false_alarm_rate: float, n_tests: int) -> float:
+    """Bonferroni: each of ``n_tests`` tests gets ``rate / n_tests``, so P(any false breach) <= rate."""
+    return false_alarm_rate / max(1, n_tests)
+
+
+def null_cells(profile: FeatureProfile, bins: str) -> np.ndarray:
+    """Cell probabilities of the null model in the statistic's vector layout.
+
+    Numeric: [underflow, coarse or fine bins, overflow]; categorical: [slots, unseen].
+    The cells outside the baseline get 1/(m+1) each (the chance a new draw falls beyond m draws).
+    """
+    b = profile.baseline
+    if profile.kind == "categorical":
+        counts = np.concatenate([b.counts, [0]]).astype(float)
+        outside = [counts.size - 1]
+    else:
+        inner = profile.coarse_counts(b)[1:-1] if bins == "coarse" else b.counts
+        counts = np.concatenate([[0], inner, [0]]).astype(float)
+        outside = [0, counts.size - 1]
+    m = counts.sum()
+    if m <= 0:
+        return counts
+    p = counts / m
+    p[outside] = 1.0 / (m + 1.0)
+    return p / p.sum()
+
+
+def _shape(name: str, alpha: float, cells: int) -> float:
+    """Quantile of the limiting distribution, up to scale: only ratios of it are used."""
+    if name in ("psi", "chi2"):
+        return float(st.chi2.isf(alpha, max(cells - 1, 1)))
+    if name in ("js", "hellinger"):
+        return math.sqrt(st.chi2.isf(alpha, max(cells - 1, 1)))
+    if name == "linf":
+        return float(st.norm.isf(alpha / (2 * cells)))
+    return float(st.norm.isf(alpha / 2))  # tv
+
+
+@functools.lru_cache(maxsize=4096)
+def _simulated(name: str, p: tuple[float, ...], n: int, m: int, alpha: float, epsilon: float, seed: int) -> float:
+    probs = np.asarray(p)
+    rng = np.random.default_rng(seed)
+    win = rng.multinomial(n, probs, size=SIMULATIONS)
+    ref = rng.multinomial(m, probs, size=SIMULATIONS)
+    values = psi_rows(ref, win, epsilon) if name == "psi" else _ROWS[name](ref, win)
+    reach = 10.0 / SIMULATIONS
+    if alpha >= reach:
+        return float(np.quantile(values, 1.0 - alpha, method="higher"))
+    cells = int(np.count_nonzero(probs))
+    q = float(np.quantile(values, 1.0 - reach, method="higher"))
+    return q * _shape(name, alpha, cells) / _shape(name, reach, cells)
+
+
+def _seed(profile: FeatureProfile, name: str, n: int) -> int:
+    return zlib.crc32(f"{profile.name}\0{name}\0{n}".encode())
+
+
+def _effective_n(n: int, m: int) -> float:
+    return n * m / (n + m)
+
+
+def _ks_floor(n: int, m: int, alpha: float) -> float:
+    from scipy.stats import kstwo, kstwobign
+
+    from sparkdrift.stats import KS_EXACT_N_MAX
+
+    en = _effective_n(n, m)
+    if en <= KS_EXACT_N_MAX:
+        return float(kstwo.isf(alpha, max(1, int(round(en)))))
+    return float(kstwobign.isf(alpha)) / math.sqrt(en)
+
+
+def _bridge_mean(profile: FeatureProfile) -> float:
+    """E integral |B(F(x))| dx = sqrt(2/pi) integral sqrt(F(1-F)) dx over the baseline's bin model."""
+    b = profile.baseline
+    e = np.asarray(profile.edges, dtype=float)
+    if e.size < 2:
+        return 0.0
+    n = int(b.counts.sum())
+    cum = np.cumsum(b.counts)[:-1] / n  # F at the right end of fine bins 0..k-1
+    left = np.concatenate([[0.0], cum[:-1]])
+    width = np.diff(e)
+    # F runs linearly from `left` to `cum` over each bin: Simpson's rule on sqrt(F(1-F))
+    g = lambda f: np.sqrt(np.clip(f * (1.0 - f), 0.0, None))  # noqa: E731
+    integral = np.sum(width * (g(left) + 4.0 * g(0.5 * (left + cum)) + g(cum)) / 6.0)
+    return math.sqrt(2.0 / math.pi) * float(integral)
+
+
+def _std(profile: FeatureProfile) -> float:
+    if profile.std is not None and math.isfinite(profile.std):
+        return profile.std
+    return profile.baseline.std
+
+
+def noise_floor(
+    name: str,
+    profile: FeatureProfile,
+    window: Histogram,
+    reference: Histogram,
+    alpha: float,
+    params: StatParams = StatParams(),
+) -> float | None:
+    """The (1 - alpha) null quantile of statistic ``name`` for a window of this size; None when undefined.
+
+    Only the sizes of ``window`` and ``reference`` are used, never their
+    values: the floor says what chance alone would give, whatever was observed.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    if name == "null_rate_delta":
+        return _null_rate_floor(profile, window, alpha)
+    if profile.all_null:
+        return None
+    n, m = _valid(profile, window), _valid(profile, reference)
+    if n == 0 or m == 0:
+        return None
+    if name in _ROWS:
+        bins = "coarse" if name in ("psi", "tv", "linf", "chi2") else params.divergence_bins
+        p = null_cells(profile, bins)
+        nb, mb = bucket(n), bucket(m)
+        return _simulated(name, tuple(p.tolist()), nb, mb, alpha, params.epsilon, _seed(profile, name, nb))
+    if name == "ks":
+        return _ks_floor(n, m, alpha)
+    if name == "ks_robust":
+        return _ks_floor(n, m, alpha) - ks_critical_value(n, m, params.ks_alpha)
+    sd = _std(profile)
+    if not (sd > 0):
+        return None
+    scale = math.sqrt(1.0 / n + 1.0 / m)
+    if name == "wasserstein":
+        return scale * (_bridge_mean(profile) / sd + float(st.norm.isf(alpha)))
+    if name == "mean_shift":
+        return scale * float(st.norm.isf(alpha / 2.0))
+    return None
+
+
+def _valid(profile: FeatureProfile, h: Histogram) -> int:
+    core = int(h.counts.sum()) + int(h.underflow) + int(h.overflow)
+    return core if profile.kind == "numeric" else int(h.counts.sum()) + int(h.unseen)
+
+
+def _null_rate_floor(profile: FeatureProfile, window: Histogram, alpha: float) -> float | None:
+    """Exact binomial: the window's null share exceeds the floor with probability <= alpha."""
+    b = profile.baseline
+    if b.n_rows == 0 or window.n_rows == 0:
+        return None
+    rate = max((b.nulls + b.nans) / b.n_rows, 1.0 / (b.n_rows + 1))
+    k = float(st.binom.isf(alpha, window.n_rows, rate))
+    return k / window.n_rows - (b.nulls + b.nans) / b.n_rows
