@@ -55,6 +55,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     outcome = run_detect(_session(args), cfg, as_of=as_of, report_dir=args.report_dir)
     print(format_summary(cfg, outcome))
     failed = [a for a in outcome.actions if a.status == "failed"]
+    if outcome.errors:
+        return 3  # a configured statistic could not be computed: the verdict is incomplete
     return 1 if failed and cfg.actions.fail_on_error else 0
 
 

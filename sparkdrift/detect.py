@@ -30,7 +30,8 @@ from sparkdrift.histograms import (
     write_histograms,
 )
 from sparkdrift.performance import SLOT, key_and_value, performance_results, slot_size
-from sparkdrift.policy import WindowDecision, evaluate, severity_rank
+from sparkdrift.drift import test_level, tests_per_window
+from sparkdrift.policy import WindowDecision, evaluate, score_statistic, severity_rank
 from sparkdrift.quality import quality_results
 from sparkdrift.results import DriftResult
 from sparkdrift.tables import merge_rows, read_table, require_columns
@@ -46,7 +47,7 @@ _METRICS_SCHEMA = (
     "monitor string, baseline_id string, window_start timestamp, window_end timestamp, feature string, "
     "signal string, kind string, statistic string, reference string, value double, lower double, "
     "upper double, p_value double, threshold double, drifted boolean, reference_rows long, "
-    "window_rows long, reason string, mlflow_run_id string, computed_at timestamp"
+    "window_rows long, reason string, noise_floor double, excess double, mlflow_run_id string, computed_at timestamp"
 )
 
 
@@ -55,6 +56,7 @@ class DetectOutcome:
     """What a detect run did, for the CLI summary, the demo and tests."""
 
     message: str
+    noise: str = ""
     windows: list[WindowHistograms] = field(default_factory=list)
     results: list[DriftResult] = field(default_factory=list)
     decisions: list[WindowDecision] = field(default_factory=list)
@@ -69,6 +71,11 @@ class DetectOutcome:
     @property
     def severity(self) -> str:
         return max((d.severity for d in self.decisions), key=severity_rank, default="none")
+
+    @property
+    def errors(self) -> list[str]:
+        """Statistics that could not be computed, per window: never reported as "no drift"."""
+        return [f"{d.window_start:%Y-%m-%d %H:%M} {e}" for d in self.decisions for e in d.errors]
 
 
 def plan_range(
@@ -99,12 +106,14 @@ def _metric_rows(results: list[DriftResult], run_id: str | None, now: datetime) 
             d["monitor"], d["baseline_id"], naive_utc(r.window_start), naive_utc(r.window_end), d["feature"],
             d["signal"], d["kind"], d["statistic"], d["reference"], d["value"], d["lower"], d["upper"],
             d["p_value"], d["threshold"], bool(d["drifted"]), int(d["reference_rows"]), int(d["window_rows"]),
-            d["reason"], run_id, naive_utc(now),
+            d["reason"], d["noise_floor"], d["excess"], run_id, naive_utc(now),
         ))
     return rows
 
 
-def window_summaries(results: list[DriftResult], decisions: list[WindowDecision]) -> list[dict]:
+def window_summaries(
+    results: list[DriftResult], decisions: list[WindowDecision], policy_score: str = "max:psi"
+) -> list[dict]:
     """Per-window summary metrics for MLflow: score, drifted count/share, prediction drift, severity."""
     out = []
     for d in decisions:
@@ -121,6 +130,11 @@ def window_summaries(results: list[DriftResult], decisions: list[WindowDecision]
         if pred:
             s["prediction.psi_max"] = max(pred)
         s["quality.n_breached"] = sum(1 for r in mine if r.signal == "quality" and r.drifted)
+        s["drift.n_errors"] = len(d.errors)
+        # one noise-floor series per column, for the score's statistic: the line its value must clear
+        for r in mine:
+            if r.statistic == score_statistic(policy_score) and r.noise_floor is not None and r.signal != "quality":
+                s[f"{r.metric_name}.noise_floor"] = r.noise_floor
         out.append(s)
     return out
 
@@ -204,7 +218,7 @@ def run_detect(
             run_id = run.info.run_id
             with meter.stage("mlflow"):
                 run.log_results(results, g)
-                run.log_summaries(window_summaries(results, decisions), g)
+                run.log_summaries(window_summaries(results, decisions, cfg.policy.score), g)
             with meter.stage("actions"):
                 records = actions_mod.apply_actions(spark, cfg, decisions, run_id, run.info.url)
             # The metrics table is written last: it is the progress marker, so a run that
@@ -218,6 +232,7 @@ def run_detect(
                 message=f"{len(windows)} windows checked",
                 windows=windows, results=results, decisions=decisions, actions=records, run_id=run_id,
                 run_url=run.info.url, baseline_id=baseline.baseline_id, null_timestamps=counted.null_timestamps,
+                noise=_budget_text(cfg, baseline),
             )
             cost = meter.summary()
             cost.update(scan_rows=float(counted.scan.rows), scan_files=float(counted.scan.files),
@@ -235,6 +250,7 @@ def run_detect(
                 decisions=[_decision_dict(d) for d in decisions],
                 overlays=_overlays(baseline, windows, results),
                 cost=cost,
+                noise=outcome.noise,
             )
             run.log_artifacts(folder)
             outcome.report_dir = folder
@@ -243,10 +259,21 @@ def run_detect(
                 "sparkdrift.drifted_features": ",".join(sorted({f for d in decisions for f in d.drifted})) or "-",
                 "sparkdrift.actions": ",".join(f"{a.action}:{a.status}" for a in records) or "-",
                 "sparkdrift.null_timestamps": str(counted.null_timestamps),
+                "sparkdrift.noise_floor": _budget_text(cfg, baseline),
+                "sparkdrift.errors": str(sum(len(d.errors) for d in decisions)),
             })
         return outcome
     finally:
         meter.close()
+
+
+def _budget_text(cfg: MonitorConfig, baseline) -> str:
+    """How the false-alarm budget was split, in words (MLflow tag, report, console)."""
+    level = test_level(cfg, baseline)
+    if level is None:
+        return "off (fixed thresholds only)"
+    n = tests_per_window(cfg, baseline)
+    return f"on: false-alarm budget {cfg.policy.false_alarm_rate:g} per window over {n} tests -> {level:.2g} per test"
 
 
 def performance_slots(cfg: MonitorConfig, columns: list[str]) -> list[Slot]:
@@ -324,6 +351,7 @@ def _decision_dict(d: WindowDecision) -> dict:
         "rules": list(d.rules),
         "n_drifted": d.n_drifted,
         "drifted": d.drifted,
+        "errors": list(d.errors),
     }
 
 

@@ -466,8 +466,11 @@ def _latest_table(results: list[DriftResult], latest: datetime, features: list[s
             if r is None:
                 tds.append("<td></td>")
                 continue
-            cls = "num drift" if r.drifted else "num"
+            within = r.noise_floor is not None and not r.drifted and not _float(r.value) > r.noise_floor
+            cls = "num drift" if r.drifted else ("num muted" if within else "num")
             tip = f"threshold {_num(r.threshold)}" + (f"; {r.reason}" if r.reason else "")
+            if r.noise_floor is not None:
+                tip += f"; noise floor {_num(r.noise_floor, 3)} (excess {_num(r.excess, 3)})"
             if r.p_value is not None:
                 tip += f"; p={_num(r.p_value, 3)}"
             tds.append(f'<td class="{cls}" title="{_esc(tip)}">{_esc(_num(_float(r.value), 3))}</td>')
@@ -520,6 +523,7 @@ def write_report(
     decisions: list[dict],
     overlays: dict[str, tuple[FeatureProfile, Histogram, Histogram]],
     cost: dict[str, float],
+    noise: str = "",
 ) -> dict[str, Path]:
     """Write drift_report.json, drift_report.html and plots/*.png into ``folder``.
 
@@ -613,6 +617,7 @@ def write_report(
         "generated_at": generated.isoformat(),
         "results": [_plain(r.to_dict()) for r in results],
         "decisions": _plain(list(decisions)),
+        "noise_floor": noise,
         "cost": _plain(dict(cost)),
         "plots": [c.file for c in charts],
     }
@@ -622,7 +627,7 @@ def write_report(
 
     html_path = folder / HTML_NAME
     html_path.write_text(
-        _html(monitor, run_id, generated, results, decisions, charts, features, latest, cost), encoding="utf-8"
+        _html(monitor, run_id, generated, results, decisions, charts, features, latest, cost, noise), encoding="utf-8"
     )
     written[HTML_NAME] = html_path
     return written
@@ -642,6 +647,7 @@ def _html(
     features: list[str],
     latest: datetime | None,
     cost: dict[str, float],
+    noise: str = "",
 ) -> str:
     drifted_by_window: dict[datetime, list[DriftResult]] = defaultdict(list)
     for r in results:
@@ -670,9 +676,20 @@ def _html(
         "<h2>Summary by window, most severe first</h2>",
         _summary_table(decisions, drifted_by_window),
     ]
+    if noise:
+        parts.append(f'<p class="meta" id="noise">Noise floors {_esc(noise)}.</p>')
+    errors = [f"{_window_text(_utc(d['window_start']))}: {e}" for d in decisions for e in d.get("errors") or ()]
+    if errors:
+        parts.append('<h2 class="drift">Statistics that could not be computed</h2><ul id="errors">')
+        parts.extend(f"<li>{_esc(e)}</li>" for e in errors)
+        parts.append("</ul>")
     if latest is not None:
         parts.append(f"<h2>Latest window ({_esc(_window_text(latest))}): every statistic</h2>")
-        parts.append('<p class="meta">Values beyond their threshold are red; hover a cell for the threshold.</p>')
+        parts.append(
+            '<p class="meta">Values beyond their threshold (and their noise floor) are red; values within '
+            "the noise floor, what chance alone gives at this window's size, are grey; hover a cell for "
+            "the threshold, the noise floor and the excess over it.</p>"
+        )
         parts.append(_latest_table(results, latest, features))
 
     trends: dict[str, list[_Chart]] = defaultdict(list)

@@ -30,18 +30,30 @@ def format_summary(cfg: MonitorConfig, outcome) -> str:
         f"  windows: {len(outcome.windows)} ({first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC), "
         f"baseline {outcome.baseline_id}, overall severity: {outcome.severity.upper()}"
     )
+    if outcome.noise:
+        lines.append(f"  noise floors {outcome.noise}")
     if outcome.null_timestamps:
         lines.append(f"  rows with a null timestamp (in no window): {outcome.null_timestamps}")
     lines.append("")
-    lines.append(f"  {'window':<17} {'severity':<9} {'score':>6} {'drifted':>7}  features (statistic=value)")
+    floors = {(r.window_start, r.feature, r.statistic): r.noise_floor
+              for r in outcome.results if r.reference == "baseline" and r.noise_floor is not None}
+    lines.append(f"  {'window':<17} {'severity':<9} {'score':>6} {'drifted':>7}  features (statistic=value [noise floor])")
     for d in outcome.decisions:
         feats = "; ".join(
-            f"{name} " + ", ".join(f"{k}={_fmt(v)}" for k, v in _headline(stats))
+            f"{name} " + ", ".join(
+                f"{k}={_fmt(v)}" + (f" [{_fmt(floors[(d.window_start, name, k)])}]"
+                                    if (d.window_start, name, k) in floors else "")
+                for k, v in _headline(stats)
+            )
             for name, stats in sorted(d.drifted.items())
         )
         lines.append(
             f"  {d.window_start:%Y-%m-%d %H:%M} {d.severity:<9} {_fmt(d.score):>6} {d.n_drifted:>7}  {feats or '-'}"
         )
+    errors = outcome.errors
+    if errors:
+        lines.append("")
+        lines.append(f"  ERRORS: {len(errors)} statistics could not be computed (exit code 3); first: {errors[0]}")
     fired = [d for d in outcome.decisions if d.rules]
     if fired:
         lines.append("")

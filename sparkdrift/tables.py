@@ -126,6 +126,7 @@ def merge_rows(spark: "SparkSession", df: "DataFrame", target: str, keys: list[s
         else:
             writer.saveAsTable(target)
         return
+    _add_missing_columns(spark, df, target)
     cond = functools.reduce(
         lambda a, b: a & b, [qcol(k, "t").eqNullSafe(qcol(k, "s")) for k in keys]
     )
@@ -137,6 +138,22 @@ def merge_rows(spark: "SparkSession", df: "DataFrame", target: str, keys: list[s
         .whenNotMatchedInsertAll()
         .execute()
     )
+
+
+def _sql_name(ref: str) -> str:
+    """A table reference for SQL: delta.`path` or each name part backtick-quoted."""
+    if is_path(ref):
+        return "delta.`" + os.path.expanduser(ref).replace("`", "``") + "`"
+    return ".".join("`" + part.replace("`", "``") + "`" for part in ref.split("."))
+
+
+def _add_missing_columns(spark: "SparkSession", df: "DataFrame", target: str) -> None:
+    """Columns a newer sparkdrift writes (e.g. noise_floor) are added to an older table before MERGE."""
+    have = set(read_output(spark, target).columns)
+    missing = [f for f in df.schema.fields if f.name not in have]
+    if missing:
+        cols = ", ".join(f"`{f.name.replace('`', '``')}` {f.dataType.simpleString()}" for f in missing)
+        spark.sql(f"ALTER TABLE {_sql_name(target)} ADD COLUMNS ({cols})")
 
 
 def read_output(spark: "SparkSession", ref: str) -> "DataFrame | None":
