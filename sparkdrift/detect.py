@@ -30,7 +30,7 @@ from sparkdrift.histograms import (
     write_histograms,
 )
 from sparkdrift.performance import SLOT, key_and_value, performance_results, slot_size
-from sparkdrift.drift import test_level, tests_per_window
+from sparkdrift.drift import alpha_per_test, n_tests
 from sparkdrift.policy import WindowDecision, evaluate, score_statistic, severity_rank
 from sparkdrift.quality import quality_results
 from sparkdrift.results import DriftResult
@@ -269,10 +269,10 @@ def run_detect(
 
 def _budget_text(cfg: MonitorConfig, baseline) -> str:
     """How the false-alarm budget was split, in words (MLflow tag, report, console)."""
-    level = test_level(cfg, baseline)
+    level = alpha_per_test(cfg, baseline)
     if level is None:
         return "off (fixed thresholds only)"
-    n = tests_per_window(cfg, baseline)
+    n = n_tests(cfg, baseline)
     return f"on: false-alarm budget {cfg.policy.false_alarm_rate:g} per window over {n} tests -> {level:.2g} per test"
 
 

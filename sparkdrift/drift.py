@@ -53,7 +53,7 @@ def params_for(cfg: MonitorConfig) -> StatParams:
     return StatParams(epsilon=s.epsilon, ks_alpha=s.ks_alpha, divergence_bins=s.divergence_bins)
 
 
-def tests_per_window(cfg: MonitorConfig, baseline: BaselineProfile) -> int:
+def n_tests(cfg: MonitorConfig, baseline: BaselineProfile) -> int:
     """How many (column, statistic) pairs can breach in one window: the false-alarm budget is split over them."""
     return sum(
         1
@@ -63,11 +63,11 @@ def tests_per_window(cfg: MonitorConfig, baseline: BaselineProfile) -> int:
     )
 
 
-def test_level(cfg: MonitorConfig, baseline: BaselineProfile) -> float | None:
+def alpha_per_test(cfg: MonitorConfig, baseline: BaselineProfile) -> float | None:
     """The per-test level in force (None when noise floors are off)."""
     if not cfg.policy.noise_floor:
         return None
-    return per_test_level(cfg.policy.false_alarm_rate, tests_per_window(cfg, baseline))
+    return per_test_level(cfg.policy.false_alarm_rate, n_tests(cfg, baseline))
 
 
 def compare(
@@ -140,7 +140,7 @@ def drift_results(
     window still has a previous-window and a rolling reference.
     """
     refs = cfg.references
-    alpha = test_level(cfg, baseline)
+    alpha = alpha_per_test(cfg, baseline)
     ordered = sorted([*history, *windows], key=lambda w: w.window_start)
     wanted = {w.window_start for w in windows}
     out: list[DriftResult] = []

@@ -280,7 +280,7 @@ def _window_decision(
         n_drifted=n_drifted,
         share_drifted=float(share),
         reached=reached,
-        errors=tuple(f"{r.feature} {r.statistic}: {r.reason}" for r in rows if r.failed),
+        errors=tuple(sorted(f"{r.feature} {r.statistic}: {r.reason}" for r in rows if r.failed)),
     )
 
 
