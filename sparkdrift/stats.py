@@ -334,10 +334,37 @@ def ks(
     value = lower bound (exact CDF points; equals the exact KS on discrete data
     whose values are all cuts), [lower, upper] contains the exact statistic.
     Under/overflow count as mass below the minimum / above the maximum.
+    The p-value is taken at `ks_estimate` (at the lower bound it was biased up
+    by as much as 0.05 at n >= 1e5); the exact statistic's p-value lies in
+    [ks_pvalue(upper), ks_pvalue(lower)] (`ks_pvalue_range`).
     """
     _require_mass(profile, reference, window)
     lower, upper, n, m = ks_bounds(profile, reference, window)
-    return _result("ks", lower, lower=lower, upper=upper, p_value=ks_pvalue(lower, n, m))
+    point = ks_estimate(lower, upper, n, m, profile.n_bins)
+    return _result("ks", lower, lower=lower, upper=upper, p_value=ks_pvalue(point, n, m))
+
+
+#: E[sup of Brownian motion] minus E[its max on a grid of step d] ~ 0.5826 sqrt(d)
+#: (Asmussen, Glynn & Pitman 1995): how far a grid maximum falls short of the sup.
+_GRID_GAP = 0.5826
+
+
+def ks_estimate(lower: float, upper: float, n: int, m: int, cells: int) -> float:
+    """Point estimate of the exact KS: the grid maximum plus the expected within-bin overshoot.
+
+    Between two cuts (about 1/cells of the mass apart) F_ref - F_win moves like
+    a Brownian bridge with variance (1/n + 1/m) per unit of mass, so the sup
+    exceeds the grid maximum by about 0.5826 sqrt((1/n + 1/m) / cells); kept inside the bounds.
+    Identical histograms (lower 0) stay at 0: no evidence of any difference.
+    """
+    if lower <= 0.0:
+        return 0.0
+    return min(upper, lower + _GRID_GAP * math.sqrt((1.0 / n + 1.0 / m) / max(cells, 1)))
+
+
+def ks_pvalue_range(lower: float, upper: float, n: int, m: int) -> tuple[float, float]:
+    """The p-values of the two KS bounds: the exact statistic's p-value lies between them."""
+    return ks_pvalue(upper, n, m), ks_pvalue(lower, n, m)
 
 
 def ks_critical_value(n: int, m: int, alpha: float) -> float:
@@ -731,7 +758,9 @@ __all__ = [
     "ks",
     "ks_bounds",
     "ks_critical_value",
+    "ks_estimate",
     "ks_pvalue",
+    "ks_pvalue_range",
     "ks_robust",
     "linf",
     "mean_shift",

@@ -273,6 +273,19 @@ def test_ks_pvalue_matches_scipy_asymptotic_where_d_is_exact():
     assert r.p_value == pytest.approx(ref.pvalue, rel=1e-9)
 
 
+def test_ks_pvalue_at_large_n_is_taken_inside_the_bounds():
+    """At 2e5 rows the lower bound's p-value overstated the exact one; the estimate's is closer, the range holds it."""
+    rng = np.random.default_rng(12)
+    base, win = rng.normal(size=200_000), rng.normal(0.01, 1.0, 200_000)
+    profile = numeric_profile(base)
+    r = stats.ks(profile, profile.baseline, count_numeric(win, profile.edges))
+    exact = sps.ks_2samp(base, win, method="asymp").pvalue
+    lo, hi = stats.ks_pvalue_range(r.lower, r.upper, 200_000, 200_000)
+    assert lo - 1e-12 <= exact <= hi + 1e-12
+    assert abs(r.p_value - exact) <= abs(stats.ks_pvalue(r.lower, 200_000, 200_000) - exact)
+    assert abs(r.p_value - exact) < 0.5 * abs(stats.ks_pvalue(r.lower, 200_000, 200_000) - exact)
+
+
 def test_ks_pvalue_uses_limiting_distribution_at_large_n():
     n, m, d = 400_000, 100_000, 0.004
     en = n * m / (n + m)
