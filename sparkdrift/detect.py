@@ -193,7 +193,8 @@ def run_detect(
         late_labels: list[WindowHistograms] = []
         if cfg.label.table and cfg.prediction.columns:
             with meter.stage("late_labels"):
-                late_labels = labels_pass(spark, cfg, prod.df, end)
+                # a first run over history (a backfill) scores every window it computes, not only the recent ones
+                late_labels = labels_pass(spark, cfg, prod.df, end, first=start)
         with meter.stage("write_histograms"):
             write_histograms(spark, hist_table, cfg.monitor, baseline.baseline_id, windows, prod.version)
             write_histograms(spark, hist_table, cfg.monitor, baseline.baseline_id, late_labels, prod.version)
@@ -290,14 +291,18 @@ def performance_slots(cfg: MonitorConfig, columns: list[str]) -> list[Slot]:
     return [Slot(SLOT, key, value, slot_size(cfg.prediction.kind))]
 
 
-def labels_pass(spark, cfg: MonitorConfig, production, end: datetime) -> list[WindowHistograms]:
+def labels_pass(
+    spark, cfg: MonitorConfig, production, end: datetime, first: datetime | None | bool = False
+) -> list[WindowHistograms]:
     """Performance of recent windows from a separate, delayed labels table.
 
     Labels arrive days after predictions, so every window of the last
     ``label.max_delay`` is recomputed whole from (production x labels) and
     replaces its stored performance histogram: a window's performance
-    improves in coverage as its labels arrive. This is the one extra read of
-    production rows, limited to that recent range and to id, time and prediction.
+    improves in coverage as its labels arrive. ``first`` widens the range to
+    the windows this run computes (None: from the beginning, a backfill).
+    This is the one extra read of production rows, limited to that range and
+    to id, time and prediction.
     """
     from sparkdrift.tables import qcol
 
@@ -305,6 +310,10 @@ def labels_pass(spark, cfg: MonitorConfig, production, end: datetime) -> list[Wi
     require_columns(lab, [cfg.label.id_column, cfg.label.column])
     g = duration_seconds(cfg.production.granularity)
     since = window_start(end - timedelta(seconds=duration_seconds(cfg.label.max_delay)), g)
+    if first is None:
+        since = None
+    elif first is not False:
+        since = min(since, first)
     ts, pred, key_col = cfg.production.timestamp_column, cfg.prediction.columns[0], cfg.label.id_column
     preds = production.filter(time_range_filter(ts, since, end)).select(
         qcol(key_col).alias("_id"), qcol(ts).alias("_ts"), qcol(pred).alias("_pred")
