@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from sparkdrift import histograms as H
 from sparkdrift.binning import bin_splits
-from sparkdrift.counting import INVALID, NAN, NULL, UNSEEN
+from sparkdrift.counting import INVALID, MOMENTS, NAN, NULL, UNSEEN
 from sparkdrift.selection import categorical_expr, numeric_expr
 from sparkdrift.tables import qcol
 from sparkdrift.windows import window_start_column
@@ -87,10 +87,14 @@ def count_windows_stack(
 
     entries = stack_entries(df, profiles, ts_column, granularity_s)
     finite = F.when(~F.isnan("value"), F.col("value"))
-    agg = entries.groupBy("window_us", "feature_idx", "key").agg(
-        F.count(F.lit(1)).alias("n"), F.sum(finite).alias("s"), F.sum(finite * finite).alias("ss"),
-        F.min(finite).alias("lo"), F.max(finite).alias("hi"),
+    moments = (F.sum(finite).alias("s"), F.sum(finite * finite).alias("ss"), F.min(finite).alias("lo"),
+               F.max(finite).alias("hi"))
+    per_key = entries.groupBy("window_us", "feature_idx", "key").agg(F.count(F.lit(1)).alias("n"), *moments)
+    # one MOMENTS row per (window, column), as the numpy pass yields
+    per_window = entries.groupBy("window_us", "feature_idx").agg(
+        F.lit(MOMENTS).alias("key"), F.lit(0).cast("long").alias("n"), *moments
     )
+    agg = per_key.unionByName(per_window)
     with H.sql_conf(df.sparkSession, **{"spark.sql.codegen.hugeMethodLimit": "8000"}):
         collected = H.Aggregate.collect(agg)
     windows, null_ts = H.assemble(collected, profiles, granularity_s)

@@ -80,7 +80,7 @@ PROFILE_SCHEMA = (
     "edges array<double>, coarse array<int>, categories array<string>, tracked array<string>, "
     "counts array<bigint>, nulls bigint, nans bigint, underflow bigint, overflow bigint, "
     "unseen bigint, invalid bigint, value_sum double, value_sum_sq double, "
-    "min double, max double, mean double, std double"
+    "min double, max double, bin_sums array<double>, mean double, std double"
 )
 PROFILE_KEYS = ["monitor", "baseline_id", "feature"]
 #: ``feature`` of the row holding the baseline's label x prediction counts (kind "performance").
@@ -334,6 +334,7 @@ def _numeric_profile(
     spec: ColumnSpec, st: dict, edges: tuple[float, ...] | None, rows: list, coarse_bins: int
 ) -> tuple[FeatureProfile, float, float]:
     keys: dict[int, int] = {int(r["key"]): int(r["n"]) for r in rows}
+    sums: dict[int, float] = {int(r["key"]): float(r["s"]) for r in rows if r["s"] is not None}
     if not edges:  # all null / NaN / infinite: record it, no bins
         hist = Histogram(
             counts=np.zeros(0, dtype=np.int64),
@@ -355,6 +356,7 @@ def _numeric_profile(
         value_sum_sq=st["sum_sq"],
         min=float(st["min"]),
         max=float(st["max"]),
+        bin_sums=np.array([sums.get(i, 0.0) for i in range(1, k + 1)]),
     )
     std = float(st["std"]) if st["std"] is not None else math.nan
     profile = FeatureProfile(spec.name, "numeric", hist, spec.role, spec.dtype, edges=edges, coarse=coarse, std=std)

@@ -83,6 +83,7 @@ def count_numeric(values: np.ndarray, edges: Sequence[float]) -> Histogram:
     counts = np.bincount(idx, minlength=len(e)).astype(np.int64)
     return Histogram(
         counts=counts,
+        bin_sums=np.bincount(idx, weights=inside, minlength=len(e)),
         nulls=nulls,
         nans=nans,
         underflow=under,

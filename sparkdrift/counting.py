@@ -23,6 +23,9 @@ Keys (shared with `sparkdrift.histograms` and `sparkdrift.baseline`):
 * ``-1`` null, ``-2`` NaN, ``-3`` a value that fails the expected type,
   ``-4`` a category the baseline never had; `MOMENTS` rows carry a window's
   value sum, sum of squares, min and max (``n = 0``).
+
+Numeric key rows also carry ``s``, the sum of the finite values in that bin,
+so the statistics can place each bin's mass at its own mean.
 """
 from __future__ import annotations
 
@@ -139,6 +142,7 @@ class _Feature:
     def __init__(self, span: int):
         self.span = span
         self.counts: dict[int, np.ndarray] = {}
+        self.sums: dict[int, np.ndarray] = {}  # window -> value sum per key (numeric columns)
         self.moments: dict[int, list[float]] = {}  # window -> [sum, sum of squares, min, max]
         self.values: list[pa.StructArray] = []  # per batch: (values, counts)
 
@@ -151,6 +155,16 @@ class _Feature:
         for w, row in zip(windows.tolist(), per):
             acc = self.counts.get(w)
             self.counts[w] = row if acc is None else acc + row
+
+    def add_sums(self, windows: np.ndarray, index: np.ndarray | None, keys: np.ndarray, v: np.ndarray) -> None:
+        """Sum of the finite values per (window, key): each bin's own mean."""
+        finite = np.isfinite(v)
+        w = np.where(finite, v, 0.0)
+        code = keys + _SHIFT if index is None else index * self.span + (keys + _SHIFT)
+        per = np.bincount(code, weights=w, minlength=windows.size * self.span).reshape(windows.size, self.span)
+        for win, row in zip(windows.tolist(), per):
+            acc = self.sums.get(win)
+            self.sums[win] = row if acc is None else acc + row
 
     def add_moments(self, windows: np.ndarray, index: np.ndarray | None, v: np.ndarray) -> None:
         """Sum, sum of squares, min and max of the non-NaN values (infinities included, as in Spark's sums)."""
@@ -215,6 +229,8 @@ def partial_histograms(
                 keys, values = spec.keys(batch)
                 feature.add_counts(windows, index, keys)
                 feature.add_moments(windows, index, values)
+                if isinstance(spec, Numeric):
+                    feature.add_sums(windows, index, keys, values)
     yield from _to_table(features).combine_chunks().to_batches()
 
 
@@ -223,7 +239,8 @@ def _to_table(features: list[_Feature]) -> pa.Table:
     for f, feature in enumerate(features):
         for w, counts in feature.counts.items():
             nz = np.flatnonzero(counts)
-            parts.append(_part(w, f, nz - _SHIFT, counts[nz]))
+            sums = feature.sums.get(w)
+            parts.append(_part(w, f, nz - _SHIFT, counts[nz], sums=None if sums is None else sums[nz]))
         for w, (s, ss, lo, hi) in feature.moments.items():
             parts.append(_part(w, f, np.array([MOMENTS]), np.array([0]), moments=(s, ss, lo, hi)))
         if feature.values:
@@ -240,10 +257,12 @@ def _to_table(features: list[_Feature]) -> pa.Table:
 _TYPES = (pa.int64(), pa.int32(), pa.int32(), pa.string(), pa.int64(), *[pa.float64()] * 4)
 
 
-def _part(w: int, f: int, keys: np.ndarray, n: np.ndarray, *, moments=None, values=None) -> pa.Table:
+def _part(w: int, f: int, keys: np.ndarray, n: np.ndarray, *, moments=None, values=None, sums=None) -> pa.Table:
     size = len(keys)
     window = pa.nulls(size, pa.int64()) if w == _NO_WINDOW else pa.array(np.full(size, w, np.int64))
     stats = [pa.array(np.full(size, m, float)) for m in moments] if moments else [pa.nulls(size, pa.float64())] * 4
+    if sums is not None:
+        stats[0] = pa.array(np.asarray(sums, float))
     return pa.table(
         [window, pa.array(np.full(size, f, np.int32)), pa.array(np.asarray(keys, np.int32)),
          values if values is not None else pa.nulls(size, pa.string()), pa.array(np.asarray(n, np.int64)), *stats],

@@ -22,7 +22,7 @@ import numpy as np
 
 from sparkdrift import counting
 from sparkdrift.binning import bin_splits
-from sparkdrift.counting import INVALID, NAN, NULL, UNSEEN
+from sparkdrift.counting import INVALID, MOMENTS, NAN, NULL, UNSEEN
 from sparkdrift.profile import FeatureProfile, Histogram
 from sparkdrift.selection import categorical_expr, numeric_expr
 from sparkdrift.tables import qcol
@@ -259,8 +259,9 @@ def _spread(keys: np.ndarray, counts: np.ndarray, n_bins: int, offset: int = 0) 
     return out
 
 
-def _moments(m: list[np.ndarray]) -> dict:
-    s, ss, lo, hi = m
+def _moments(keys: np.ndarray, m: list[np.ndarray]) -> dict:
+    """Value sum, sum of squares, min and max from a group's `MOMENTS` rows."""
+    s, ss, lo, hi = (a[keys == MOMENTS] for a in m)
     finite = ~np.isnan(s)
     return dict(
         value_sum=float(s[finite].sum()),
@@ -271,7 +272,9 @@ def _moments(m: list[np.ndarray]) -> dict:
 
 
 def _slot_histogram(slot: Slot, keys: np.ndarray, counts: np.ndarray, m: list[np.ndarray]) -> Histogram:
-    return Histogram(counts=_spread(keys, counts, slot.n_bins), nulls=int(counts[keys == NULL].sum()), **_moments(m))
+    return Histogram(
+        counts=_spread(keys, counts, slot.n_bins), nulls=int(counts[keys == NULL].sum()), **_moments(keys, m)
+    )
 
 
 def _histogram(p: FeatureProfile, keys: np.ndarray, counts: np.ndarray, m: list[np.ndarray]) -> Histogram:
@@ -284,9 +287,18 @@ def _histogram(p: FeatureProfile, keys: np.ndarray, counts: np.ndarray, m: list[
     nb = p.n_bins
     if nb:
         fine, under, over = _spread(keys, counts, nb, offset=1), side(0), side(nb + 1)
+        sums = bin_sums(keys, m[0], nb)
     else:  # all-null baseline: any value is out of the (empty) range
-        fine, under, over = np.zeros(0, dtype=np.int64), 0, side(0)
-    return Histogram(counts=fine, underflow=under, overflow=over, **common, **_moments(m))
+        fine, under, over, sums = np.zeros(0, dtype=np.int64), 0, side(0), None
+    return Histogram(counts=fine, underflow=under, overflow=over, bin_sums=sums, **common, **_moments(keys, m))
+
+
+def bin_sums(keys: np.ndarray, s: np.ndarray, n_bins: int) -> np.ndarray:
+    """Value sum per fine bin (keys 1..n_bins) from the key rows' ``s``."""
+    out = np.zeros(n_bins)
+    ok = (keys >= 1) & (keys <= n_bins) & ~np.isnan(s)
+    np.add.at(out, keys[ok] - 1, s[ok])
+    return out
 
 
 @dataclass(frozen=True)
@@ -375,7 +387,7 @@ HISTOGRAM_KEYS = ["monitor", "baseline_id", "window_start", "feature"]
 _HISTOGRAM_SCHEMA = (
     "monitor string, baseline_id string, window_start timestamp, window_end timestamp, feature string, "
     "rows long, counts array<long>, nulls long, nans long, underflow long, overflow long, unseen long, "
-    "invalid long, value_sum double, value_sum_sq double, min double, max double, "
+    "invalid long, value_sum double, value_sum_sq double, min double, max double, bin_sums array<double>, "
     "source_version long, computed_at timestamp"
 )
 
@@ -396,7 +408,7 @@ def write_histograms(
             rows.append((
                 monitor, baseline_id, naive_utc(w.window_start), naive_utc(w.window_end), feature, w.rows,
                 d["counts"], d["nulls"], d["nans"], d["underflow"], d["overflow"], d["unseen"], d["invalid"],
-                d["value_sum"], d["value_sum_sq"], d["min"], d["max"], source_version, now,
+                d["value_sum"], d["value_sum_sq"], d["min"], d["max"], d["bin_sums"], source_version, now,
             ))
     if rows:
         merge_rows(spark, spark.createDataFrame(rows, _HISTOGRAM_SCHEMA), table, HISTOGRAM_KEYS)

@@ -42,6 +42,18 @@ def _nan_max(a: float, b: float) -> float:
     return max(a, b)
 
 
+def _sums(h: "Histogram") -> np.ndarray | None:
+    """A histogram's bin sums; an empty histogram's are zeros (the identity of merge)."""
+    if h.bin_sums is None and not h.counts.any():
+        return np.zeros(h.counts.shape)
+    return h.bin_sums
+
+
+def _add_sums(a: "Histogram", b: "Histogram") -> np.ndarray | None:
+    sa, sb = _sums(a), _sums(b)
+    return None if sa is None or sb is None else sa + sb
+
+
 @dataclass(frozen=True, eq=False)
 class Histogram:
     """Counts of one feature over one window (or the baseline): a commutative monoid.
@@ -63,9 +75,15 @@ class Histogram:
     value_sum_sq: float = 0.0
     min: float = math.nan
     max: float = math.nan
+    bin_sums: np.ndarray | None = None  # numeric: sum of the values in each fine bin (None: not kept)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "counts", np.asarray(self.counts, dtype=np.int64))
+        if self.bin_sums is not None:
+            sums = np.asarray(self.bin_sums, dtype=float)
+            if sums.shape != self.counts.shape:
+                raise ValueError(f"bin_sums has {sums.size} bins but counts has {self.counts.size}")
+            object.__setattr__(self, "bin_sums", sums)
 
     @classmethod
     def empty(cls, n_bins: int) -> "Histogram":
@@ -111,6 +129,7 @@ class Histogram:
             value_sum_sq=self.value_sum_sq + other.value_sum_sq,
             min=_nan_min(self.min, other.min),
             max=_nan_max(self.max, other.max),
+            bin_sums=_add_sums(self, other),
         )
 
     __add__ = merge
@@ -120,8 +139,13 @@ class Histogram:
             return NotImplemented
         scalars = ("nulls", "nans", "underflow", "overflow", "unseen", "invalid")
         floats = ("value_sum", "value_sum_sq", "min", "max")
+        mine, theirs = _sums(self), _sums(other)
+        sums = (mine is None) == (theirs is None) and (
+            mine is None or np.allclose(mine, theirs, rtol=1e-9, atol=1e-9)
+        )
         return (
             np.array_equal(self.counts, other.counts)
+            and sums
             and all(getattr(self, s) == getattr(other, s) for s in scalars)
             and all(
                 (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
@@ -142,6 +166,7 @@ class Histogram:
             "value_sum_sq": float(self.value_sum_sq),
             "min": None if math.isnan(self.min) else float(self.min),
             "max": None if math.isnan(self.max) else float(self.max),
+            "bin_sums": None if self.bin_sums is None else [float(x) for x in self.bin_sums],
         }
 
     @classmethod
@@ -158,6 +183,7 @@ class Histogram:
             value_sum_sq=float(d.get("value_sum_sq") or 0.0),
             min=math.nan if d.get("min") is None else float(d["min"]),
             max=math.nan if d.get("max") is None else float(d["max"]),
+            bin_sums=None if d.get("bin_sums") is None else np.asarray(d["bin_sums"], dtype=float),
         )
 
 

@@ -517,29 +517,39 @@ def chi2(
 # --------------------------------------------------------------------------- Wasserstein, mean shift
 
 
-def _pieces(profile: FeatureProfile, h: Histogram) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The bin model used for Wasserstein: (lo, hi, probability) per piece, in value order.
+def _pieces(profile: FeatureProfile, h: Histogram) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The bin model used for Wasserstein: (lo, hi, probability, bin width) per piece, in value order.
 
-    Each fine bin's mass is spread uniformly over [c_i, c_{i+1}]; atom bins
-    (the maximum, and single-integer bins of integral dtypes) are point masses.
-    Underflow mass is spread uniformly over [h.min, c_0], overflow over
-    [c_k, h.max]: the histogram's own extremes bound where that mass can be.
+    Where the histogram keeps per-bin sums, each fine bin's mass is a point at
+    its own mean (exact placement; this matters in wide tail bins); otherwise
+    it is spread uniformly over [c_i, c_{i+1}]. Atom bins (the maximum, and
+    single-integer bins of integral dtypes) are point masses. Underflow mass is
+    spread uniformly over [h.min, c_0], overflow over [c_k, h.max]: the
+    histogram's own extremes bound where that mass can be. The bin width
+    bounds the model's error either way (a bin's mass never leaves its bin).
     """
     e = np.asarray(profile.edges, dtype=float)
     n = _numeric_total(h)
     atoms, lo = _atom_bins(profile)
     hi = np.where(atoms, lo, np.append(e[1:], e[-1]))
+    width = hi - lo
+    if h.bin_sums is not None:
+        filled = ~atoms & (h.counts > 0)
+        mean = np.divide(h.bin_sums, h.counts, out=lo.copy(), where=filled)
+        mean = np.clip(mean, lo, hi)
+        lo, hi = np.where(filled, mean, lo), np.where(filled, mean, hi)
     mass = h.counts.astype(float)
     u_lo = h.min if math.isfinite(h.min) and h.min < e[0] else e[0]
     o_hi = h.max if math.isfinite(h.max) and h.max > e[-1] else e[-1]
     lo = np.concatenate([[u_lo], lo, [e[-1]]])
     hi = np.concatenate([[e[0]], hi, [o_hi]])
+    width = np.concatenate([[e[0] - u_lo], width, [o_hi - e[-1]]])
     mass = np.concatenate([[h.underflow], mass, [h.overflow]]) / n
     keep = mass > 0
-    return lo[keep], hi[keep], mass[keep]
+    return lo[keep], hi[keep], mass[keep], width[keep]
 
 
-def _cdf_knots(lo: np.ndarray, hi: np.ndarray, mass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _cdf_knots(lo: np.ndarray, hi: np.ndarray, mass: np.ndarray, *_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Knots (x, F) of the piecewise-linear CDF; a point mass is two knots at the same x."""
     cum = np.concatenate([[0.0], np.cumsum(mass)])
     cum[-1] = 1.0
@@ -587,8 +597,8 @@ def wasserstein_from_pieces(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]
 
 def _model_error(pieces: tuple[np.ndarray, ...]) -> float:
     """W1 between a histogram's true values and its bin model: at most sum p_i * width_i / 2."""
-    lo, hi, mass = pieces
-    return float(np.sum(mass * (hi - lo)) / 2.0)
+    _, _, mass, width = pieces
+    return float(np.sum(mass * width) / 2.0)
 
 
 def _baseline_std(profile: FeatureProfile) -> float:

@@ -133,8 +133,8 @@ def test_time_filter_prunes_files_of_other_days(spark, tmp_path, setup):
     assert (full.scan.files, full.scan.rows) == (2, 48)
 
 
-def test_a_failing_statistic_is_nan_with_reason_and_others_proceed(setup):
-    """One bad column (here: a histogram with the wrong bin count) must not sink the others."""
+def test_a_failing_statistic_is_an_error_and_others_proceed(setup):
+    """One bad column (here: a histogram with the wrong bin count) must not sink the others, and is an error, never "no drift"."""
     from sparkdrift.config import parse_config
     from sparkdrift.drift import compare
     from sparkdrift.profile import Histogram
@@ -145,7 +145,7 @@ def test_a_failing_statistic_is_nan_with_reason_and_others_proceed(setup):
                         "features": {"numeric": ["x"]}}, "m.yaml")
     bad = Histogram.empty(3)
     out = compare(cfg, "b1", profiles[0], profiles[0].baseline, "baseline", T0, T0, bad)
-    assert out and all(math.isnan(r.value) and r.reason.startswith("failed:") and not r.drifted for r in out)
+    assert out and all(math.isnan(r.value) and r.failed and r.reason.startswith("error: ") and not r.drifted for r in out)
     good = compare(cfg, "b1", profiles[0], profiles[0].baseline, "baseline", T0, T0, profiles[0].baseline)
     assert good[0].statistic == "psi" and good[0].value == 0.0
 
