@@ -141,6 +141,12 @@ def test_demo_drift_lands_in_the_metrics_table_only_where_injected(spark, demo):
     }
     assert psi[(datetime(2026, 1, 3), "monthly_charges")] < 0.05
     assert psi[(datetime(2026, 1, 10), "monthly_charges")] > 0.3
+    # every breach is above its threshold and its noise floor; the floor is what chance gives at the window's size
+    for r in (spark.read.format("delta").load(cfg.output_table("metrics"))
+              .filter("reference = 'baseline' AND signal = 'feature' AND noise_floor IS NOT NULL").collect()):
+        assert r["excess"] == pytest.approx(r["value"] - r["noise_floor"], abs=1e-12)
+        if r["drifted"]:
+            assert r["value"] > r["threshold"] and r["value"] > r["noise_floor"], r
 
 
 def test_demo_mlflow_store_has_the_detect_run(demo):
@@ -152,6 +158,10 @@ def test_demo_mlflow_store_has_the_detect_run(demo):
     assert "drift.score" in run.data.metrics and "drift.monthly_charges.psi" in run.data.metrics
     history = client.get_metric_history(run.info.run_id, "drift.monthly_charges.psi")
     assert len(history) == 14  # one point per daily window
+    floors = client.get_metric_history(run.info.run_id, "drift.monthly_charges.psi.noise_floor")
+    assert len(floors) == 14 and all(0 < m.value < 0.1 for m in floors)  # ~3,600 rows a day
+    assert run.data.tags["sparkdrift.noise_floor"].startswith("on: false-alarm budget 0.01 per window over ")
+    assert run.data.tags["sparkdrift.errors"] == "0"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"drift_report.html", "drift_report.json"} <= artifacts
 
