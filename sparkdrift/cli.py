@@ -5,7 +5,6 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 from sparkdrift.errors import SparkDriftError
@@ -14,11 +13,11 @@ log = logging.getLogger("sparkdrift")
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from sparkdrift.config import flatten, load_config
+    from sparkdrift.config import load_config
 
     cfg = load_config(args.config)
     print(f"{args.config}: valid monitor '{cfg.monitor}'")
-    for key, value in flatten(cfg.to_dict()).items():
+    for key, value in cfg.display_items():
         print(f"  {key} = {value}")
     return 0
 
@@ -46,12 +45,18 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    from sparkdrift.config import load_config
+    from sparkdrift.config import load_config, parse_timestamp
+    from sparkdrift.errors import ConfigError
     from sparkdrift.detect import run_detect
     from sparkdrift.summary import format_summary
 
     cfg = load_config(args.config)
-    as_of = datetime.fromisoformat(args.as_of) if args.as_of else None
+    as_of = None
+    if args.as_of:
+        try:
+            as_of = parse_timestamp(args.as_of)
+        except ValueError as exc:
+            raise ConfigError(f"--as-of: {exc}") from None
     outcome = run_detect(_session(args), cfg, as_of=as_of, report_dir=args.report_dir)
     print(format_summary(cfg, outcome))
     failed = [a for a in outcome.actions if a.status == "failed"]

@@ -15,6 +15,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -80,8 +81,36 @@ def _granularity(v: str) -> str | None:
     return None if duration_seconds(v) >= 60 else "expected a window of at least one minute"
 
 
+_NAME_PART = r"(?:[A-Za-z_][\w$-]*|`(?:[^`]|``)+`)"
+_TABLE_NAME = re.compile(rf"^{_NAME_PART}(?:\.{_NAME_PART}){{0,2}}$")
+
+
 def _table_ref(v: str) -> str | None:
-    return None if v.strip() else "expected a table name (catalog.schema.table) or a path"
+    """A path/URI (has '/' or a scheme) or a 1-3 part name: catalog.schema.table, parts plain or `quoted`."""
+    if not v.strip():
+        return "expected a table name (catalog.schema.table) or a path"
+    if "/" in v or v.startswith((".", "~")) or ":" in v:
+        return None if not any(c in v for c in "\n;") else "expected a path without ';' or line breaks"
+    if _TABLE_NAME.match(v):
+        return None
+    return "expected a path or a table name catalog.schema.table (letters, digits, _; quote other names in `backticks`)"
+
+
+def parse_timestamp(text: str) -> datetime:
+    """ISO 8601 date or date-time ('2026-01-31', '2026-01-31T06:00', '... +00:00'); naive means UTC."""
+    try:
+        ts = datetime.fromisoformat(str(text).strip())
+    except ValueError:
+        raise ValueError(f"expected an ISO timestamp like 2026-01-31 or 2026-01-31T06:00:00, got {text!r}") from None
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=timezone.utc)
+
+
+def _timestamp(v: str) -> str | None:
+    try:
+        parse_timestamp(v)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _c(check, doc: str = "", default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING):
@@ -100,7 +129,7 @@ class TableSource:
 
     table: str = _c(_table_ref, "metastore name catalog.schema.table, or a path/URI")
     version: int | None = _c(_ge0, "Delta version to read (time travel)", None)
-    timestamp: str | None = _c(None, "Delta timestamp to read, e.g. '2026-01-31 00:00:00'", None)
+    timestamp: str | None = _c(_timestamp, "Delta timestamp to read, e.g. '2026-01-31 00:00:00'", None)
     filter: str | None = _c(None, "SQL predicate applied to the rows read", None)
     sample_fraction: float | None = _c(_frac, "read a random fraction of the rows", None)
 
@@ -112,7 +141,7 @@ class ProductionSource:
     granularity: Granularity = _c(_granularity, "window size: hour, day, week, or 15m/6h/...", "day")
     lateness: str = _c(_duration, "how long after a window's end late rows may still arrive", "1h")
     recompute_windows: int = _c(_min(0), "also recompute this many finished windows before the last", 0)
-    start: str | None = _c(None, "ignore rows before this timestamp (backfill start)", None)
+    start: str | None = _c(_timestamp, "ignore rows before this timestamp (backfill start)", None)
     filter: str | None = _c(None, "SQL predicate applied to the rows read", None)
     version: int | None = _c(_ge0, "pin the Delta version read (default: latest)", None)
 
@@ -304,9 +333,26 @@ class MonitorConfig:
     output: Output = _c(None, "where results are written", factory=Output)
     mlflow: Tracking = _c(None, "MLflow tracking", factory=Tracking)
     baseline_id: str | None = _c(None, "pin a baseline profile (default: latest)", None)
+    #: values that came from ${ENV} references: never printed, logged or written (not a config key)
+    secrets: frozenset[str] = field(default=frozenset(), repr=False, compare=False, metadata={"internal": True})
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret value, and the value of every secret-looking --flag, replaced by ***."""
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, REDACTED)
+        return _SECRET_FLAG.sub(lambda m: m.group(1) + REDACTED, text)
+
+    def display_items(self) -> list[tuple[str, str]]:
+        """The flattened config with secrets redacted: what `validate` prints and MLflow gets as params."""
+        out = []
+        for key, value in flatten(self.to_dict()).items():
+            if is_secret_key(key) and value not in ("None", ""):
+                value = REDACTED
+            out.append((key, self.redact(value)))
+        return out
 
     def config_hash(self, *sections: str) -> str:
         """Stable short hash of the given sections (all when none given)."""
@@ -330,9 +376,28 @@ class MonitorConfig:
         return self.mlflow.experiment or f"sparkdrift/{self.monitor}"
 
 
+REDACTED = "***"
+#: shorter environment values (a catalog name like "main") are not redacted inside other text
+MIN_SECRET_LENGTH = 6
+_SECRET_WORDS = ("url", "token", "secret", "password", "passwd", "credential", "api_key", "apikey",
+                 "access_key", "private_key")
+#: a command argument like --token=abc, --api-key abc, -p=abc is redacted after the flag
+_SECRET_FLAG = re.compile(
+    r"(--?(?:[\w-]*(?:token|secret|password|passwd|credential|api[_-]?key|access[_-]?key|private[_-]?key)[\w-]*)"
+    r"(?:=|[\"'],\s*[\"']|\s+))(?!\*\*\*)[^\s\"',)\]]+",
+    re.IGNORECASE,
+)
+
+
+def is_secret_key(key: str) -> bool:
+    """Config keys whose values are secrets by their name (webhook URLs, tokens, passwords, API keys)."""
+    low = key.lower()
+    return any(word in low for word in _SECRET_WORDS)
+
+
 def _to_plain(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj):
-        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if not f.metadata.get("internal")}
     if isinstance(obj, (list, tuple)):
         return [_to_plain(v) for v in obj]
     if isinstance(obj, dict):
@@ -409,7 +474,7 @@ def _build(cls: type, data: Any, path: str) -> Any:
     if not isinstance(data, dict):
         raise _Invalid(path, f"expected a mapping, got {_describe(data)}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     unknown = sorted(set(map(str, data)) - set(fields))
     if unknown:
         where = f"{path}.{unknown[0]}" if path else unknown[0]
@@ -506,29 +571,33 @@ def parse_config(data: Any, source: str = "<config>") -> MonitorConfig:
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def expand_env(data: Any, source: str) -> Any:
+def expand_env(data: Any, source: str, found: set[str] | None = None) -> Any:
     """Replace ``${NAME}`` / ``${NAME:-default}`` in string values with environment values.
 
     One YAML file then serves dev and prod (e.g. a Databricks bundle passes the
     catalog and schema as environment variables). Only values are expanded,
-    never keys or comments. Secrets still never belong in the YAML: actions
-    name the variable that holds them instead.
+    never keys or comments. Values taken from the environment are added to
+    ``found``: they may be secrets, so they are never printed or logged.
     """
     import os
 
     def sub(m: re.Match) -> str:
         name, default = m.group(1), m.group(2)
-        value = os.environ.get(name, default)
+        value = os.environ.get(name)
         if value is None:
-            raise ConfigError(f"{source}: environment variable {name} is not set (referenced as ${{{name}}})")
+            value = default
+            if value is None:
+                raise ConfigError(f"{source}: environment variable {name} is not set (referenced as ${{{name}}})")
+        elif found is not None and len(value) >= MIN_SECRET_LENGTH:
+            found.add(value)
         return value
 
     if isinstance(data, str):
         return _ENV_REF.sub(sub, data)
     if isinstance(data, list):
-        return [expand_env(v, source) for v in data]
+        return [expand_env(v, source, found) for v in data]
     if isinstance(data, dict):
-        return {k: expand_env(v, source) for k, v in data.items()}
+        return {k: expand_env(v, source, found) for k, v in data.items()}
     return data
 
 
@@ -545,14 +614,16 @@ def load_config(path: str | Path) -> MonitorConfig:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{p}: not valid YAML{where}") from None
-    return parse_config(expand_env(data if data is not None else {}, str(path)), str(path))
+    found: set[str] = set()
+    cfg = parse_config(expand_env(data if data is not None else {}, str(path), found), str(path))
+    return dataclasses.replace(cfg, secrets=frozenset(found))
 
 
 def describe_fields(cls: type = MonitorConfig, prefix: str = "") -> list[tuple[str, str, str]]:
     """(key path, default, doc) for every key: the config reference."""
     rows = []
     hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
+    for f in (f for f in dataclasses.fields(cls) if not f.metadata.get("internal")):
         key = f"{prefix}{f.name}"
         tp = hints[f.name]
         inner = [a for a in typing.get_args(tp) if a is not type(None)]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sparkdrift.baseline import load_baseline
-from sparkdrift.config import MonitorConfig, duration_seconds
+from sparkdrift.config import MonitorConfig, duration_seconds, parse_timestamp
 from sparkdrift.cost import CostMeter
 from sparkdrift.drift import drift_results
 from sparkdrift.errors import TableError
@@ -92,7 +92,7 @@ def plan_range(
     if last_start is not None:
         start = window_end(last_start, g) - timedelta(seconds=g * cfg.production.recompute_windows)
     elif cfg.production.start:
-        start = window_start(datetime.fromisoformat(cfg.production.start), g)
+        start = window_start(parse_timestamp(cfg.production.start), g)
     else:
         start = None
     return start, end

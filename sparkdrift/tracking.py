@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import unquote, urlsplit
 
-from sparkdrift.config import MonitorConfig, duration_seconds, flatten
+from sparkdrift.config import REDACTED, MonitorConfig, duration_seconds
 from sparkdrift.results import DriftResult
 
 __all__ = [
@@ -63,8 +63,6 @@ MAX_PARAM_VAL_LENGTH = 6000
 MAX_TAG_VAL_LENGTH = 8000
 MAX_KEY_LENGTH = 250
 
-REDACTED = "***"
-_SECRET_WORDS = ("url", "token", "secret", "password")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _BAD_KEY_CHARS = re.compile(r"[^\w.\- ]")
 _URI_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
@@ -140,11 +138,6 @@ def _truncate(value: str, limit: int) -> str:
     return value[: limit - 3] + "..."
 
 
-def _is_secret_key(key: str) -> bool:
-    low = key.lower()
-    return any(word in low for word in _SECRET_WORDS)
-
-
 def scrub_uri(value: str) -> str:
     """Drop user:password from any ``scheme://user:pass@host`` inside a value."""
     return _URI_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", value)
@@ -152,12 +145,7 @@ def scrub_uri(value: str) -> str:
 
 def config_params(cfg: MonitorConfig) -> dict[str, str]:
     """The monitor config as MLflow params: flattened, secrets redacted, values truncated."""
-    out: dict[str, str] = {}
-    for key, value in flatten(cfg.to_dict()).items():
-        if _is_secret_key(key) and value not in ("None", ""):
-            value = REDACTED
-        out[_key(key)] = _truncate(scrub_uri(value), MAX_PARAM_VAL_LENGTH)
-    return out
+    return {_key(key): _truncate(scrub_uri(value), MAX_PARAM_VAL_LENGTH) for key, value in cfg.display_items()}
 
 
 def _number(value: Any) -> float | None:

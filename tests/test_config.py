@@ -88,7 +88,21 @@ BROKEN = [
     ("feature_thresholds.age.psi", "x", r"c.yaml: feature_thresholds.age.psi: expected a number"),
     ("label.table", "labels", r"c.yaml: label.id_column: required when label.table is set"),
     ("policy.score", "median:psi", r"c.yaml: policy.score: expected share_drifted"),
+    ("thresholds.psi", float("nan"), r"c.yaml: thresholds.psi: expected a number >= 0, got nan"),
+    ("thresholds.js", float("inf"), r"c.yaml: thresholds.js: expected a number >= 0, got inf"),
+    ("policy.prediction_psi", float("nan"), r"c.yaml: policy.prediction_psi: expected a number > 0"),
+    ("policy.false_alarm_rate", 0, r"c.yaml: policy.false_alarm_rate: expected a number in \(0, 1\)"),
+    ("policy.persistence.statistic", "kss", r"c.yaml: policy.persistence.statistic: unknown statistic"),
+    ("production.start", "yesterday", r"c.yaml: production.start: expected an ISO timestamp like 2026-01-31"),
+    ("baseline.timestamp", "last week", r"c.yaml: baseline.timestamp: expected an ISO timestamp"),
+    ("production.table", "prod; DROP TABLE x", r"c.yaml: production.table: expected a path or a table name"),
+    ("baseline.table", "a.b.c.d", r"c.yaml: baseline.table: expected a path or a table name"),
 ]
+
+
+@pytest.mark.parametrize("ref", ["main.ml.train", "train", "`my-cat`.ml.`odd name`", "/data/x", "s3://b/p", "dbfs:/x"])
+def test_table_references_that_are_accepted(ref):
+    assert parse_config(_with("baseline.table", ref), "c.yaml").baseline.table == ref
 
 
 @pytest.mark.parametrize("path,value,message", BROKEN, ids=[f"{p}={v!r}" for p, v, _ in BROKEN])
@@ -127,6 +141,28 @@ def test_cli_error_is_one_line_and_exit_2(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f'sparkdrift: error: {bad}: thresholds.psi: expected a number, got "high"'
     ]
+
+
+def test_values_from_the_environment_and_secret_flags_are_never_shown(tmp_path, monkeypatch, capsys):
+    from sparkdrift.tracking import config_params
+
+    data = _with("actions.retrain", {
+        "kind": "command",
+        "command": ["python", "train.py", "--token=${SD_TOKEN}", "--api-key", "literal-key-42"],
+        "parameters": {"api_key": "${SD_API_KEY}", "note": "uses ${SD_API_KEY}"},
+    })
+    cfg_file = tmp_path / "s.yaml"
+    cfg_file.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("SD_API_KEY", "sk-live-0123456789")
+    monkeypatch.setenv("SD_TOKEN", "tok-abcdef")
+    cfg = load_config(cfg_file)
+    assert cfg.actions.retrain.parameters["api_key"] == "sk-live-0123456789"  # the action still gets it
+    assert main(["validate", str(cfg_file)]) == 0
+    shown = capsys.readouterr().out + " ".join(config_params(cfg).values())
+    for secret in ("sk-live-0123456789", "tok-abcdef", "literal-key-42"):
+        assert secret not in shown
+    assert "actions.retrain.parameters.note = uses ***" in shown
+    assert "secrets" not in dict(cfg.display_items())
 
 
 def test_environment_references_are_expanded(tmp_path, monkeypatch):
