@@ -37,7 +37,8 @@ What it does:
    drifted-feature count, persistence) and which statistics breached.
 4. **Power.** The same baseline, windows drawn from shifted distributions:
    mean shifts of ``--shifts`` baseline standard deviations on five numeric
-   features (normal, lognormal and uniform: location shift; Poisson counts:
+   features (normal and uniform: location shift; lognormal: every value
+   times a factor, so the support stays positive; Poisson counts:
    lambda + d*sqrt(lambda); zero-heavy: fewer zeros, same mean change) and
    category-mix changes moving ``--mixes`` of the probability mass from the
    top category to the others (proportionally) on two categorical features.
@@ -62,7 +63,7 @@ import sys
 import time
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -89,6 +90,8 @@ test_level = getattr(_drift, "alpha_per_test", None) or getattr(_drift, "test_le
 #: Above this many rows per window the counts are drawn as one multinomial (see the module doc).
 RAW_MAX = 10_000
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+#: Whether this checkout's Histogram keeps per-fine-bin value sums (Wasserstein places each bin's mass at its mean).
+BIN_SUMS = "bin_sums" in {f.name for f in fields(Histogram)}
 
 
 # --------------------------------------------------------------------------- distributions
@@ -99,36 +102,52 @@ class Continuous:
 
     discrete = False
 
-    def __init__(self, dist, shift: float = 0.0):
-        self.dist, self.shift = dist, shift
+    def __init__(self, dist, shift: float = 0.0, scale: float = 1.0, how: str = "location"):
+        self.dist, self.shift, self.scale, self.how = dist, shift, scale, how
 
     def sample(self, rng, n):
-        return self.dist.rvs(size=n, random_state=rng) + self.shift
+        return self.scale * self.dist.rvs(size=n, random_state=rng) + self.shift
+
+    def _u(self, x):
+        return (np.asarray(x) - self.shift) / self.scale
 
     def lt(self, x):  # P(X < x)
-        return self.dist.cdf(np.asarray(x) - self.shift)
+        return self.dist.cdf(self._u(x))
 
     le = lt
 
     def gt(self, x):  # P(X > x)
-        return self.dist.sf(np.asarray(x) - self.shift)
+        return self.dist.sf(self._u(x))
 
     def ppf(self, q):
-        return self.dist.ppf(q) + self.shift
+        return self.scale * self.dist.ppf(q) + self.shift
 
     def isf(self, q):
-        return self.dist.isf(q) + self.shift
+        return self.scale * self.dist.isf(q) + self.shift
 
     @property
     def mean(self):
-        return float(self.dist.mean()) + self.shift
+        return self.scale * float(self.dist.mean()) + self.shift
 
     @property
     def var(self):
-        return float(self.dist.var())
+        return self.scale**2 * float(self.dist.var())
+
+    def bin_means(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """E[X | a <= X < b] per bin: the mean of the quantile function over the bin (8-point Gauss-Legendre)."""
+        ua, ub = self.lt(a), self.lt(b)
+        x, w = np.polynomial.legendre.leggauss(8)
+        u = ua[:, None] + (ub - ua)[:, None] * (x[None, :] + 1) / 2
+        with np.errstate(all="ignore"):
+            m = (self.ppf(np.clip(u, 1e-300, 1 - 1e-16)) * w[None, :]).sum(axis=1) / 2
+        ok = (ub - ua > 1e-15) & np.isfinite(m)
+        return np.clip(np.where(ok, m, (a + b) / 2), a, b)
 
     def shifted(self, d_sd: float):
-        return Continuous(self.dist, self.shift + d_sd * math.sqrt(self.var))
+        """Mean + d sd: a location shift, or (``how="scale"``, positive data) every value times a factor."""
+        if self.how == "scale":
+            return Continuous(self.dist, self.shift, self.scale * (1 + d_sd * math.sqrt(self.var) / self.mean), "scale")
+        return Continuous(self.dist, self.shift + d_sd * math.sqrt(self.var), self.scale)
 
 
 class Discrete:
@@ -164,6 +183,17 @@ class Discrete:
     @property
     def var(self):
         return float(self.dist.var())
+
+    def bin_means(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """E[X | a <= X < b] exactly: the integers ceil(a)..ceil(b)-1 weighted by the pmf."""
+        top = int(np.ceil(np.max(b))) + 1
+        k = np.arange(0, top + 1, dtype=float)
+        pmf = self.dist.pmf(k)
+        cum_p, cum_x = np.concatenate([[0], np.cumsum(pmf)]), np.concatenate([[0], np.cumsum(k * pmf)])
+        lo = np.clip(np.ceil(a).astype(int), 0, top + 1)
+        hi = np.clip(np.ceil(b).astype(int), 0, top + 1)
+        mass, total = cum_p[hi] - cum_p[lo], cum_x[hi] - cum_x[lo]
+        return np.where(mass > 0, total / np.where(mass > 0, mass, 1), np.ceil(a))
 
     def shifted(self, d_sd: float):
         """Poisson: lambda + d * sqrt(lambda) (a mean shift of d standard deviations)."""
@@ -209,6 +239,14 @@ class ZeroInflated:
     def var(self):
         m2 = (1 - self.w0) * (self.inner.var + self.inner.mean**2)
         return m2 - self.mean**2
+
+    def bin_means(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Zeros and inner draws in the same bin: weighted by their mass."""
+        z = self.w0 * ((a <= 0) & (b > 0))
+        inner = (1 - self.w0) * (self.inner.lt(b) - self.inner.lt(a))
+        m = self.inner.bin_means(a, b)
+        tot = z + inner
+        return np.where(tot > 0, inner * m / np.where(tot > 0, tot, 1), 0.0)
 
     def shifted(self, d_sd: float):
         """Fewer zeros, so that the mean moves by d standard deviations."""
@@ -264,7 +302,7 @@ def feature_specs() -> list[FeatureSpec]:
         FeatureSpec("normal_wide", "continuous", C(st.norm(100, 15)), null_rate=0.01),
         FeatureSpec("normal_offset", "continuous", C(st.norm(1000, 1))),
         FeatureSpec("lognormal_05", "continuous", C(st.lognorm(0.5))),
-        FeatureSpec("lognormal_10", "continuous", C(st.lognorm(1.0)), null_rate=0.01, shift="mean"),
+        FeatureSpec("lognormal_10", "continuous", C(st.lognorm(1.0), how="scale"), null_rate=0.01, shift="mean"),
         FeatureSpec("lognormal_15", "continuous", C(st.lognorm(1.5, scale=math.e**2))),
         FeatureSpec("uniform_01", "continuous", C(st.uniform(0, 1)), shift="mean"),
         FeatureSpec("uniform_wide", "continuous", C(st.uniform(-50, 100))),
@@ -408,11 +446,19 @@ class WindowSampler:
         mean = total / valid
         nonzero = np.flatnonzero(fine)
         upper = np.append(e[1:], e[-1])
+        extra = {}
+        if BIN_SUMS:  # the checkout keeps per-fine-bin sums: each bin's count times its true conditional mean
+            if not hasattr(self, "_means"):
+                self._means = {}
+            key = id(dist)
+            if key not in self._means:
+                self._means[key] = np.append(dist.bin_means(e[:-1], e[1:]), e[-1])
+            extra["bin_sums"] = fine * self._means[key]
         lo = _tail_extreme(rng, dist, e[0], under, "under") if under else float(e[nonzero[0]])
         hi = _tail_extreme(rng, dist, e[-1], over, "over") if over else float(upper[nonzero[-1]])
         return Histogram(
             counts=fine, nulls=nulls, underflow=under, overflow=over,
-            value_sum=float(total), value_sum_sq=float(valid * (dist.var + mean * mean)), min=lo, max=hi,
+            value_sum=float(total), value_sum_sq=float(valid * (dist.var + mean * mean)), min=lo, max=hi, **extra,
         )
 
     def window(self, rng, n: int, index: int) -> WindowHistograms:
@@ -446,6 +492,10 @@ def summarize(cfg: MonitorConfig, results, decisions, n_windows: int, shifted: t
     only_persistence = sum(1 for d in alarmed if all(r.startswith("persistence") for r in d.rules))
     base = [r for r in results if r.reference == "baseline"]
     breaches = Counter(r.statistic for r in base if r.drifted)
+    pairs = Counter(f"{r.feature} {r.statistic}" for r in base if r.drifted)
+    floored = Counter(r.statistic for r in base if r.noise_floor is not None and math.isfinite(r.value))
+    above = Counter(r.statistic for r in base if r.noise_floor is not None and math.isfinite(r.value)
+                    and r.value > r.noise_floor)
     feature_drifted = Counter(f for _, f in {(r.window_start, r.feature) for r in base if r.drifted})
     # the feature behind each score alarm: the largest score statistic above its floor
     stat = score_statistic(cfg.policy.score)
@@ -480,6 +530,11 @@ def summarize(cfg: MonitorConfig, results, decisions, n_windows: int, shifted: t
         "persistence_windows": persistence,
         "alarms_only_persistence": only_persistence,
         "breaches_by_statistic": dict(breaches.most_common()),
+        "breaches_by_feature_statistic": dict(pairs.most_common()),
+        "above_floor": {k: {"tests": floored[k], "above": above.get(k, 0)} for k in sorted(floored)},
+        "above_floor_by_feature_statistic": dict(Counter(
+            f"{r.feature} {r.statistic}" for r in base
+            if r.noise_floor is not None and math.isfinite(r.value) and r.value > r.noise_floor).most_common()),
         "feature_drifted_share": {f: c / n_windows for f, c in sorted(feature_drifted.items())},
         "errors": sum(1 for r in base if r.failed),
         "examples": examples,
@@ -503,6 +558,12 @@ def run_cell(cfgs: dict[str, MonitorConfig], baseline, sampler: WindowSampler, n
         out[label] = summarize(cfg, results, decisions, len(wins), shifted)
         # the same windows without the persistence rule (per-window rules only)
         per_window = evaluate(replace(cfg.policy, persistence=replace(cfg.policy.persistence, enabled=False)), results)
+        # the CUSUM on its own (score and drifted-feature rules out of reach): it is hidden
+        # in windows another rule already raised to >= its severity
+        alone = replace(cfg.policy, drifted_features=10**9, levels=replace(cfg.policy.levels, minor=math.inf,
+                        moderate=math.inf, severe=math.inf))
+        out[label]["persistence_alone_windows"] = sum(
+            1 for d in evaluate(alone, results) if any(r.startswith("persistence") for r in d.rules))
         out[label]["per_window_only"] = {
             "alarm_share": sum(1 for d in per_window if severity_rank(d.severity) >= 1) / len(wins),
             "severity": {s: sum(1 for d in per_window if d.severity == s) / len(wins) for s in SEVERITIES},
@@ -573,7 +634,10 @@ def _task(task: tuple) -> tuple[tuple, dict]:
     base = {s.name: s.dist for s in specs}
     t = time.perf_counter()
     kind = task[0]
-    if kind == "null":
+    if kind == "floor_check":
+        _, n, draws = task
+        cell = floor_check(specs, baseline, cfgs["on"], n, draws, _seed(seed, "floor_check", n))
+    elif kind == "null":
         _, n, windows = task
         cell = run_cell(cfgs, baseline, WindowSampler(specs, baseline, base), n, windows, _seed(seed, "null", n))
         for label in cfgs:
@@ -604,7 +668,54 @@ def _task(task: tuple) -> tuple[tuple, dict]:
     return task, cell
 
 
+def floor_check(specs, baseline, cfg, n: int, draws: int, rng) -> dict:
+    """P(statistic > its noise floor) for drift-free windows of n rows, per feature, by brute force.
+
+    The window's coarse-bin (or slot) counts are ``draws`` multinomial draws from the true distribution,
+    the reference is the baseline's fixed histogram (as in the study), the statistic is the production
+    code's vectorised form (``psi_rows``/``js_rows``). The floor is built to make this at most the per-test
+    level; the sum over features is about the chance that some PSI is above its floor in a window (which,
+    at n where every floor exceeds policy.levels.minor, is the score rule's false-alarm rate).
+    """
+    from sparkdrift.drift import params_for
+    from sparkdrift.noise import noise_floor
+    from sparkdrift.stats import js_rows, psi_rows
+
+    alpha = test_level(cfg, baseline)
+    params = params_for(cfg)
+    sampler = WindowSampler(specs, baseline, {s.name: s.dist for s in specs})
+    out: dict = {"n": n, "draws": draws, "alpha": alpha, "features": {}}
+    for spec in specs:
+        profile = baseline.features[spec.name]
+        cells = sampler.cells(spec)
+        if spec.kind == "numeric":
+            inner = np.add.reduceat(cells[1:-1], np.asarray(profile.coarse, dtype=np.intp))
+            p = np.concatenate([[cells[0]], inner, [cells[-1]]])
+            ref = profile.coarse_counts(profile.baseline)
+            window = Histogram(counts=np.zeros(profile.n_bins, dtype=np.int64), overflow=n)
+        else:
+            p, ref = cells, np.append(profile.baseline.counts, profile.baseline.unseen)
+            window = Histogram(counts=np.zeros(profile.n_bins, dtype=np.int64), unseen=n)
+        row = {}
+        for name, fn in (("psi", lambda a, b: psi_rows(a, b, params.epsilon)), ("js", js_rows)):
+            floor = noise_floor(name, profile, window, profile.baseline, alpha, params)
+            hits = 0
+            for start in range(0, draws, 100_000):
+                k = min(100_000, draws - start)
+                win = rng.multinomial(n, p, size=k)
+                hits += int(np.count_nonzero(fn(np.broadcast_to(ref, win.shape), win) > floor))
+            row[name] = {"floor": floor, "p_above": hits / draws, "ratio": hits / draws / alpha}
+        out["features"][spec.name] = row
+    for name in ("psi", "js"):
+        out[f"sum_{name}"] = sum(r[name]["p_above"] for r in out["features"].values())
+    return out
+
+
 def _line(task: tuple, cell: dict) -> str:
+    if task[0] == "floor_check":
+        worst = max(cell["features"].items(), key=lambda kv: kv[1]["psi"]["ratio"])
+        return (f"floor check n={task[1]:>9,}: P(PSI > floor) summed over features {cell['sum_psi']:.2e}, "
+                f"worst {worst[0]} {worst[1]['psi']['ratio']:.1f}x the per-test level  {cell['seconds']} s")
     if task[0] == "null":
         return (f"drift-free n={task[1]:>9,}: >= minor on {cell['on']['alarm_share']:.3f} off "
                 f"{cell['off']['alarm_share']:.3f} (persistence windows on {cell['on']['persistence_windows']}, "
@@ -631,11 +742,13 @@ def run_study(
     slow_windows: int = 30,
     slow_shift: float = 0.3,
     slow_ramp: float = 0.4,
+    floor_check_sizes: tuple[int, ...] = (100, 1_000),
+    floor_check_draws: int = 400_000,
     jobs: int = 1,
     progress=print,
 ) -> dict:
     """The whole study; ``jobs`` > 1 runs the cells in that many processes (same numbers: one seed per cell)."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     _setup(features, baseline_rows, seed)
     specs, baseline, cfgs = _STATE["specs"], _STATE["baseline"], _STATE["cfgs"]
     n_tests = tests_per_window(cfgs["on"], baseline)
@@ -647,11 +760,11 @@ def run_study(
         "budget": cfgs["on"].policy.false_alarm_rate, "tests_per_window": n_tests,
         "per_test_level": test_level(cfgs["on"], baseline),
         "raw_max": RAW_MAX, "baseline_seconds": round(time.perf_counter() - t0, 1), "jobs": jobs,
-        "false_alarms": {}, "power": {}, "slow": {},
+        "false_alarms": {}, "floor_check": {}, "power": {}, "slow": {},
     }
     progress(f"baseline: {len(specs)} features x {baseline_rows:,} rows, {n_tests} tests/window, "
              f"per-test level {study['per_test_level']:.3g} ({study['baseline_seconds']} s)")
-    tasks = [("null", n, windows) for n in sizes]
+    tasks = [("null", n, windows) for n in sizes] + [("floor_check", n, floor_check_draws) for n in floor_check_sizes]
     has = {s.shift for s in specs}
     for n in power_sizes or sizes:
         tasks += [("power", "mean", d, n, power_windows) for d in shifts if "mean" in has]
@@ -680,12 +793,39 @@ def run_study(
         cell = done[task]
         if task[0] == "null":
             study["false_alarms"][str(task[1])] = cell
+        elif task[0] == "floor_check":
+            study["floor_check"][str(task[1])] = cell
         elif task[0] == "power":
             study["power"][f"{task[1]}:{task[2]}:{task[3]}"] = cell
         else:
             study["slow"][f"{task[1]}:{task[2]}"] = cell
     study["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    study["cpu_seconds"] = round(_cpu() - c0, 1)
+    study["checkout"] = _checkout()
+    study["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     return study
+
+
+def _checkout() -> dict:
+    """The commit measured, and which sparkdrift files differed from it (a shared checkout moves)."""
+    import subprocess
+
+    def git(*a):
+        try:
+            return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout
+        except Exception:
+            return ""
+    return {"head": git("rev-parse", "--short", "HEAD").strip(),
+            "modified": [x[3:] for x in git("status", "--porcelain", "sparkdrift").splitlines()],
+            "bin_sums": BIN_SUMS}
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (the pool's workers)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 # --------------------------------------------------------------------------- report
@@ -704,8 +844,14 @@ def markdown(study: dict, stamp: str, argv: str) -> str:
     L = []
     L.append(f"## {stamp} — false-alarm study (noise floors, issue 14)\n")
     L.append(f"`{argv}` — {len(study['features'])} features, baseline {study['baseline_rows']:,} rows each, "
-             f"seed {study['seed']}, wall time {study['wall_seconds']:.0f} s on {os.cpu_count()} cores "
-             f"(python {platform.python_version()}, numpy {np.__version__}).\n")
+             f"seed {study['seed']}, wall time {study['wall_seconds']:.0f} s, CPU {study.get('cpu_seconds', 0):.0f} s, "
+             f"{study.get('jobs', 1)} processes on {os.cpu_count()} cores, load average at the end "
+             f"{', '.join(f'{x:.1f}' for x in study.get('load_average') or [])} "
+             f"(python {platform.python_version()}, numpy {np.__version__}). Checkout "
+             f"{study.get('checkout', {}).get('head', '?')}"
+             + (f" with uncommitted changes to {', '.join(study['checkout']['modified'])}"
+                if study.get("checkout", {}).get("modified") else "")
+             + (" (histograms keep per-fine-bin sums)" if study.get("checkout", {}).get("bin_sums") else "") + ".\n")
     fam = Counter(f["family"] for f in study["features"])
     L.append("**Method.** Baseline profiles built from seeded draws with the Spark jobs' binning rules "
              f"({', '.join(f'{v} {k}' for k, v in fam.items())}; counts as `bigint`; 1 % nulls on four). "
@@ -724,8 +870,8 @@ def markdown(study: dict, stamp: str, argv: str) -> str:
 
     L.append("### Drift-free windows: share at each severity\n")
     L.append("| n | windows | floors | none | minor | moderate | severe | ≥ minor (95 % CI) | target ≤ budget | "
-             "per-window rules only | persistence windows |")
-    L.append("|---:|---:|---|---:|---:|---:|---:|---|---|---:|---:|")
+             "per-window rules only | raised by persistence | persistence alone |")
+    L.append("|---:|---:|---|---:|---:|---:|---:|---|---|---:|---:|---:|")
     for n, cell in study["false_alarms"].items():
         for label in ("on", "off"):
             c = cell[label]
@@ -733,8 +879,13 @@ def markdown(study: dict, stamp: str, argv: str) -> str:
             ok = ("**met**" if c["alarm_share"] <= budget else "**missed**") if label == "on" else "–"
             L.append(f"| {_n(n)} | {c['windows']} | {label} | " + " | ".join(_pct(c["severity"][s]) for s in SEVERITIES)
                      + f" | {_pct(c['alarm_share'])} ({_pct(lo)}–{_pct(hi)}) | {ok} | "
-                     f"{_pct(c['per_window_only']['alarm_share'])} | {c['persistence_windows']} |")
+                     f"{_pct(c['per_window_only']['alarm_share'])} | {c['persistence_windows']} | "
+                     f"{c['persistence_alone_windows']} |")
     L.append("")
+    L.append("*per-window rules only*: the same windows evaluated with the persistence rule disabled. "
+             "*raised by persistence*: windows whose rules include the CUSUM's (it only shows where no other rule "
+             "already reached its severity, minor). *persistence alone*: windows where the CUSUM would fire if "
+             "the score and drifted-feature rules could not (its own false-alarm count on the series).\n")
     L.append("Rules behind the alarms (windows at ≥ minor in which each rule fired) and statistics that "
              "breached (feature × window pairs marked drifted, by statistic):\n")
     L.append("| n | floors | rules | score alarms by feature | breaches by statistic | features most often drifted |")
@@ -744,11 +895,45 @@ def markdown(study: dict, stamp: str, argv: str) -> str:
             c = cell[label]
             rules = ", ".join(f"{k} {v}" for k, v in sorted(c["alarm_rules"].items())) or "–"
             br = ", ".join(f"{k} {v}" for k, v in c["breaches_by_statistic"].items()) or "–"
+            if label == "on" and c["breaches_by_feature_statistic"]:
+                br += " (" + ", ".join(f"{k} {v}" for k, v in list(c["breaches_by_feature_statistic"].items())[:6]) + ")"
             top = sorted(c["feature_drifted_share"].items(), key=lambda kv: -kv[1])[:4]
             feats = ", ".join(f"{k} {_pct(v)}" for k, v in top) or "–"
             sf = ", ".join(f"{k} {v}" for k, v in c["score_alarm_features"].items()) or "–"
             L.append(f"| {_n(n)} | {label} | {rules} | {sf} | {br} | {feats} |")
     L.append("")
+    alpha = study["per_test_level"]
+    stats_ = sorted({k for cell in study["false_alarms"].values() for k in cell["on"]["above_floor"]})
+    if stats_:
+        L.append(f"Values above their noise floor with floors on, observed / expected at the per-test level "
+                 f"{alpha:.3g} (expected = tests × level; the floor is meant to make observed ≤ expected):\n")
+        L.append("| n | " + " | ".join(stats_) + " |")
+        L.append("|---:|" + "---:|" * len(stats_))
+        for n, cell in study["false_alarms"].items():
+            af = cell["on"]["above_floor"]
+            L.append(f"| {_n(n)} | " + " | ".join(
+                f"{af[k]['above']} / {af[k]['tests'] * alpha:.2f}" if k in af else "–" for k in stats_) + " |")
+        L.append("")
+        for n, cell in study["false_alarms"].items():
+            top = list(cell["on"]["above_floor_by_feature_statistic"].items())[:8]
+            if top:
+                L.append(f"- n={_n(n)}, above the floor most often: " + ", ".join(f"{k} {v}" for k, v in top))
+        L.append("")
+    if study.get("floor_check"):
+        L.append("Brute-force check of the PSI and JS floors: P(value > floor) for drift-free windows, "
+                 f"from {next(iter(study['floor_check'].values()))['draws']:,} multinomial windows per feature "
+                 "against the fixed baseline (ratio to the per-test level; ≤ 1 is what the floor promises). "
+                 "The sum over features approximates the chance that some PSI is above its floor in a window:\n")
+        L.append("| n | Σ P(PSI > floor) | Σ P(JS > floor) | PSI ratio: median, max (feature) | JS ratio: median, max (feature) |")
+        L.append("|---:|---:|---:|---|---|")
+        for n, fc in study["floor_check"].items():
+            cols = []
+            for name in ("psi", "js"):
+                r = {f: v[name]["ratio"] for f, v in fc["features"].items()}
+                worst = max(r, key=r.get)
+                cols.append(f"{np.median(list(r.values())):.1f}×, {r[worst]:.1f}× ({worst})")
+            L.append(f"| {_n(n)} | {_pct(fc['sum_psi'])} | {_pct(fc['sum_js'])} | {cols[0]} | {cols[1]} |")
+        L.append("")
     ex = [(n, e) for n, cell in study["false_alarms"].items() for e in cell["on"]["examples"]]
     if ex:
         L.append("Alarms with floors on (first few per n):\n")
@@ -768,13 +953,17 @@ def markdown(study: dict, stamp: str, argv: str) -> str:
                  + " by d baseline standard deviations (Poisson: λ + d√λ; zero-heavy: fewer zeros); mix shifts move "
                  "that share of all mass from the top category to the others on "
                  + ", ".join(f["name"] for f in study["features"] if f["shift"] == "mix") + ".\n")
-        L.append("| shift | n | window on | window off | features on | features off |")
-        L.append("|---|---:|---:|---:|---|---|")
+        L.append("Each cell is one series of consecutive windows, so the CUSUM persistence rule accumulates "
+                 "over it; *per-window rules* is the share at ≥ minor with the persistence rule disabled.\n")
+        L.append("| shift | n | window on | window off | on, per-window rules | off, per-window rules | "
+                 "features on | features off |")
+        L.append("|---|---:|---:|---:|---:|---:|---|---|")
         for c in cells:
             label = f"mean {c['size']} sd" if c["shift"] == "mean" else f"mix {_pct(c['size'])}"
             det = lambda k: " / ".join(f"{100 * v:.0f}" for v in c[k]["shifted_feature_detection"].values())  # noqa: E731
             L.append(f"| {label} | {_n(c['n'])} | {_pct(c['on']['alarm_share'])} | {_pct(c['off']['alarm_share'])} "
-                     f"| {det('on')} % | {det('off')} % |")
+                     f"| {_pct(c['on']['per_window_only']['alarm_share'])} "
+                     f"| {_pct(c['off']['per_window_only']['alarm_share'])} | {det('on')} % | {det('off')} % |")
         L.append("")
 
     if study["slow"]:
@@ -824,18 +1013,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slow-shift", type=float, default=0.3, help="constant slow shift (sd)")
     ap.add_argument("--slow-ramp", type=float, default=0.4, help="ramp's final shift (sd)")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="processes (default 2)")
+    ap.add_argument("--floor-check-sizes", type=_ints, default=(100, 1_000), help="brute-force floor check sizes")
+    ap.add_argument("--floor-check-draws", type=int, default=400_000)
     ap.add_argument("--no-power", action="store_true", help="skip the power and slow-drift cells")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"), help="folder for the raw JSON")
     ap.add_argument("--results-md", default=str(ROOT / "bench" / "RESULTS.md"))
     ap.add_argument("--no-write", action="store_true", help="print the markdown, write nothing")
+    ap.add_argument("--render", metavar="JSON", help="only render the markdown of a saved run (printed)")
     args = ap.parse_args(argv)
+    if args.render:
+        saved = json.loads(Path(args.render).read_text())
+        stamp = datetime.fromisoformat(saved["time"]).strftime("%Y-%m-%d %H:%M UTC")
+        print(markdown(saved, stamp, saved["command"]) + f"\nRaw numbers: `{Path(args.render).relative_to(ROOT) if Path(args.render).resolve().is_relative_to(ROOT) else args.render}`.")
+        return 0
 
     study = run_study(
         windows=args.windows, sizes=args.sizes, seed=args.seed, features=args.features,
         baseline_rows=args.baseline_rows, power_windows=args.power_windows, power_sizes=args.power_sizes,
         shifts=() if args.no_power else args.shifts, mixes=() if args.no_power else args.mixes,
         slow_sizes=() if args.no_power else args.slow_sizes, slow_windows=args.slow_windows,
-        slow_shift=args.slow_shift, slow_ramp=args.slow_ramp, jobs=args.jobs, progress=lambda s: print(s, flush=True),
+        slow_shift=args.slow_shift, slow_ramp=args.slow_ramp, floor_check_sizes=args.floor_check_sizes, floor_check_draws=args.floor_check_draws,
+        jobs=args.jobs, progress=lambda s: print(s, flush=True),
     )
     now = datetime.now(timezone.utc)
     stamp = now.strftime("%Y-%m-%d %H:%M UTC")
