@@ -748,7 +748,7 @@ def run_study(
     progress=print,
 ) -> dict:
     """The whole study; ``jobs`` > 1 runs the cells in that many processes (same numbers: one seed per cell)."""
-    t0, c0 = time.perf_counter(), _cpu()
+    t0, c0, checkout = time.perf_counter(), _cpu(), _checkout()  # at the start: what is measured
     _setup(features, baseline_rows, seed)
     specs, baseline, cfgs = _STATE["specs"], _STATE["baseline"], _STATE["cfgs"]
     n_tests = tests_per_window(cfgs["on"], baseline)
@@ -801,7 +801,7 @@ def run_study(
             study["slow"][f"{task[1]}:{task[2]}"] = cell
     study["wall_seconds"] = round(time.perf_counter() - t0, 1)
     study["cpu_seconds"] = round(_cpu() - c0, 1)
-    study["checkout"] = _checkout()
+    study["checkout"] = checkout
     study["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     return study
 
@@ -1024,7 +1024,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         saved = json.loads(Path(args.render).read_text())
         stamp = datetime.fromisoformat(saved["time"]).strftime("%Y-%m-%d %H:%M UTC")
-        print(markdown(saved, stamp, saved["command"]) + f"\nRaw numbers: `{Path(args.render).relative_to(ROOT) if Path(args.render).resolve().is_relative_to(ROOT) else args.render}`.")
+        print(markdown(saved, stamp, saved["command"]) + f"\nRaw numbers: `{Path(args.render).resolve().relative_to(ROOT) if Path(args.render).resolve().is_relative_to(ROOT) else args.render}`.")
         return 0
 
     study = run_study(
