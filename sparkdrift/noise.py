@@ -9,19 +9,21 @@ probability at most about alpha.
 How each statistic gets its quantile (docs/statistics.md gives the reasons):
 
 * psi, js, hellinger, chi2, tv, linf (coarse bins or category slots): a
-  parametric bootstrap, `SIMULATIONS` multinomial draws of both histograms.
+  parametric bootstrap, multinomial draws of both histograms (one set of
+  draws serves all six; 4 000, or 20 000 where a cell expects < 30 rows).
   Levels beyond what the draws resolve are reached by scaling the simulated
-  quantile at ``10 / SIMULATIONS`` with the shape of the statistic's limiting
-  distribution (chi-square for psi/js/hellinger/chi2, normal for tv/linf), so
-  small-n effects (empty bins, the epsilon rule) are in the floor and the
-  far tail still follows the asymptotics.
+  quantile at 10 / draws with the tail of the statistic's limiting
+  distribution (chi-square for psi/js/hellinger/chi2, normal for tv/linf).
+  PSI also clears the jump an empty bin gives it (`psi_jump_floor`), which
+  the chi-square tail does not know.
 * ks, ks_robust: the two-sample Kolmogorov distribution (exact for continuous
   data, conservative for discrete data, whose KS is smaller).
 * wasserstein: the limit sqrt(nm/(n+m)) W1 -> integral |B(F(x))| dx, its
   exact mean plus z(1 - alpha) times the largest variance of the process
   (Var X, Gaussian concentration): a closed form, conservative by 1.2-1.5x.
 * mean_shift: the normal limit of the mean difference; null_rate_delta: the
-  exact binomial quantile of the window's null count.
+  exact binomial quantile of the window's null count plus the baseline rate's
+  own sampling error.
 
 Values outside the baseline's range and never-seen categories are given the
 chance a new draw has of landing there, 1/(m+1) each, so the floor does not
@@ -50,6 +52,10 @@ from sparkdrift.stats import (
 
 #: Bootstrap draws per (feature, window-size bucket): ~5 ms for 12 bins.
 SIMULATIONS = 4000
+#: Where some baseline cell expects fewer than `SPARSE_COUNT` rows, the draws
+#: are multiplied by `SPARSE_FACTOR` (~30 ms): the small-n tail is lumpy.
+SPARSE_COUNT = 30
+SPARSE_FACTOR = 5
 #: Window sizes are rounded down to a geometric grid of this ratio, so the
 #: floors of windows of similar size are computed once and are never too low.
 BUCKET_RATIO = 2 ** 0.125
@@ -103,29 +109,66 @@ def _shape(name: str, alpha: float, cells: int) -> float:
     return float(st.norm.isf(alpha / 2))  # tv
 
 
-@functools.lru_cache(maxsize=4096)
-def _simulated(name: str, p: tuple[float, ...], n: int, m: int, alpha: float, epsilon: float, seed: int) -> float:
+def draws_for(probs: np.ndarray, n: int, m: int) -> int:
+    """`SIMULATIONS`, times `SPARSE_FACTOR` when a baseline cell expects few rows (cells outside the range excluded)."""
+    inside = probs[probs > 2.0 / (m + 1)]
+    if inside.size and min(n, m) * float(inside.min()) < SPARSE_COUNT:
+        return SIMULATIONS * SPARSE_FACTOR
+    return SIMULATIONS
+
+
+def psi_jump_floor(probs: np.ndarray, n: int, m: int, alpha: float, epsilon: float, typical: float) -> float:
+    """The PSI level that empty bins alone push a window past with probability > alpha / 2.
+
+    A bin of share p left empty (chance (1 - p)^n) adds about p (ln(p / eps) - ln(1 - p))
+    to PSI whatever else happens: a jump the chi-square tail does not know and a
+    few thousand draws cannot see at levels like 1e-4. Bins are taken from the
+    largest jump down until their chances add up past alpha / 2; the floor must
+    clear that jump (plus the ``typical`` chance PSI of the rest). 0 when none is that likely.
+    """
+    p = probs[probs > 2.0 / (m + 1)]
+    if p.size < 2:
+        return 0.0
+    jump = p * (np.log(p / epsilon) - np.log1p(-p))
+    chance = np.exp(n * np.log1p(-p)) + np.exp(m * np.log1p(-p))
+    order = np.argsort(-jump)
+    over = np.flatnonzero(np.cumsum(chance[order]) > alpha / 2.0)
+    return float(jump[order][over[0]] + typical) if over.size else 0.0
+
+
+@functools.lru_cache(maxsize=1024)
+def _simulated(p: tuple[float, ...], n: int, m: int, alpha: float, epsilon: float, seed: int) -> dict[str, float]:
+    """Every bootstrap statistic's (1 - alpha) quantile, from one set of draws."""
     probs = np.asarray(p)
+    draws = draws_for(probs, n, m)
     rng = np.random.default_rng(seed)
-    win = rng.multinomial(n, probs, size=SIMULATIONS)
-    ref = rng.multinomial(m, probs, size=SIMULATIONS)
-    values = psi_rows(ref, win, epsilon) if name == "psi" else _ROWS[name](ref, win)
-    reach = 10.0 / SIMULATIONS
-    if alpha >= reach:
-        return float(np.quantile(values, 1.0 - alpha, method="higher"))
+    win = rng.multinomial(n, probs, size=draws)
+    ref = rng.multinomial(m, probs, size=draws)
+    reach = 10.0 / draws
     cells = int(np.count_nonzero(probs))
-    q = float(np.quantile(values, 1.0 - reach, method="higher"))
-    return q * _shape(name, alpha, cells) / _shape(name, reach, cells)
+    out = {}
+    for name, rows in _ROWS.items():
+        values = psi_rows(ref, win, epsilon) if name == "psi" else rows(ref, win)
+        if alpha >= reach:
+            out[name] = float(np.quantile(values, 1.0 - alpha, method="higher"))
+        else:
+            q = float(np.quantile(values, 1.0 - reach, method="higher"))
+            out[name] = q * _shape(name, alpha, cells) / _shape(name, reach, cells)
+        if name == "psi":
+            jump = psi_jump_floor(probs, n, m, alpha, epsilon, float(np.median(values)))
+            out[name] = max(out[name], jump)
+    return out
 
 
-def _seed(profile: FeatureProfile, name: str, n: int) -> int:
-    return zlib.crc32(f"{profile.name}\0{name}\0{n}".encode())
+def _seed(profile: FeatureProfile, bins: str, n: int) -> int:
+    return zlib.crc32(f"{profile.name}\0{bins}\0{n}".encode())
 
 
 def _effective_n(n: int, m: int) -> float:
     return n * m / (n + m)
 
 
+@functools.lru_cache(maxsize=4096)
 def _ks_floor(n: int, m: int, alpha: float) -> float:
     from scipy.stats import kstwo, kstwobign
 
@@ -181,15 +224,15 @@ def noise_floor(
     n, m = _valid(profile, window), _valid(profile, reference)
     if n == 0 or m == 0:
         return None
+    nb, mb = bucket(n), bucket(m)
     if name in _ROWS:
         bins = "coarse" if name in ("psi", "tv", "linf", "chi2") else params.divergence_bins
         p = null_cells(profile, bins)
-        nb, mb = bucket(n), bucket(m)
-        return _simulated(name, tuple(p.tolist()), nb, mb, alpha, params.epsilon, _seed(profile, name, nb))
+        return _simulated(tuple(p.tolist()), nb, mb, alpha, params.epsilon, _seed(profile, bins, nb))[name]
     if name == "ks":
-        return _ks_floor(n, m, alpha)
+        return _ks_floor(nb, mb, alpha)
     if name == "ks_robust":
-        return _ks_floor(n, m, alpha) - ks_critical_value(n, m, params.ks_alpha)
+        return _ks_floor(nb, mb, alpha) - ks_critical_value(n, m, params.ks_alpha)
     sd = _std(profile)
     if not (sd > 0):
         return None
@@ -207,10 +250,16 @@ def _valid(profile: FeatureProfile, h: Histogram) -> int:
 
 
 def _null_rate_floor(profile: FeatureProfile, window: Histogram, alpha: float) -> float | None:
-    """Exact binomial: the window's null share exceeds the floor with probability <= alpha."""
+    """The window's null share exceeds the floor with probability <= alpha.
+
+    Exact binomial for the window's own draw, plus the baseline rate's
+    sampling error (which dominates when the window is larger than the baseline).
+    """
     b = profile.baseline
     if b.n_rows == 0 or window.n_rows == 0:
         return None
-    rate = max((b.nulls + b.nans) / b.n_rows, 1.0 / (b.n_rows + 1))
-    k = float(st.binom.isf(alpha, window.n_rows, rate))
-    return k / window.n_rows - (b.nulls + b.nans) / b.n_rows
+    observed = (b.nulls + b.nans) / b.n_rows
+    rate = max(observed, 1.0 / (b.n_rows + 1))
+    k = float(st.binom.isf(alpha / 2.0, window.n_rows, rate))
+    baseline_error = float(st.norm.isf(alpha / 2.0)) * math.sqrt(rate * (1.0 - rate) / b.n_rows)
+    return k / window.n_rows - observed + baseline_error
