@@ -62,6 +62,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     failed = [a for a in outcome.actions if a.status == "failed"]
     if outcome.errors:
         return 3  # a configured statistic could not be computed: the verdict is incomplete
+    if outcome.mlflow_error and cfg.mlflow.required:
+        return 4  # tables and actions are done; the MLflow run is missing or incomplete
     return 1 if failed and cfg.actions.fail_on_error else 0
 
 

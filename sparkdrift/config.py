@@ -308,6 +308,9 @@ class Tracking:
     tracking_uri: str | None = _c(None, "MLflow tracking URI (default: MLflow's own default/env)", None)
     experiment: str | None = _c(None, "experiment name (default: sparkdrift/<monitor>)", None)
     enabled: bool = _c(None, "log runs to MLflow", True)
+    timeout_seconds: float = _c(_gt0, "per-request timeout of MLflow calls (the verdict never waits longer)", 15.0)
+    retries: int = _c(_min(0), "retries of a failed MLflow request", 2)
+    required: bool = _c(None, "exit 4 when MLflow logging failed (tables and actions are done either way)", False)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -67,6 +68,7 @@ class DetectOutcome:
     cost: dict[str, float] = field(default_factory=dict)
     baseline_id: str | None = None
     null_timestamps: int = 0
+    mlflow_error: str | None = None  # MLflow failed: results are in the tables, the run is not (fully) tracked
 
     @property
     def severity(self) -> str:
@@ -214,8 +216,11 @@ def run_detect(
             decisions = [d for d in decisions_all if d.window_start in new_starts]
         window_range = (windows[0].window_start, windows[-1].window_end)
         versions = {"production": prod.version, "baseline": baseline.source_version}
-        with tracking.start_run(cfg, job="detect", window_range=window_range, baseline_id=baseline.baseline_id,
-                                source_versions=versions) as run:
+        with ExitStack() as stack:
+            with meter.stage("mlflow"):  # opening the run counts too: an unreachable store is bounded here
+                run = stack.enter_context(tracking.start_run(
+                    cfg, job="detect", window_range=window_range, baseline_id=baseline.baseline_id,
+                    source_versions=versions))
             run_id = run.info.run_id
             with meter.stage("mlflow"):
                 run.log_results(results, g)
@@ -263,6 +268,7 @@ def run_detect(
                 "sparkdrift.noise_floor": _budget_text(cfg, baseline),
                 "sparkdrift.errors": str(sum(len(d.errors) for d in decisions)),
             })
+            outcome.mlflow_error = run.error
         return outcome
     finally:
         meter.close()

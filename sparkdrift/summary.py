@@ -73,6 +73,8 @@ def format_summary(cfg: MonitorConfig, outcome) -> str:
             f"({c.get('scan_bytes', 0) / 1e6:.1f} MB) scanned, "
             f"task time {c.get('task_time_s', 0):.1f}s, wall {c.get('wall_time_s', 0):.1f}s"
         )
+    if outcome.mlflow_error:
+        lines.append(f"  MLflow: NOT logged ({outcome.mlflow_error}); results, histograms and actions are in the tables")
     if outcome.run_id:
         lines.append(f"  MLflow run: {outcome.run_id}  {outcome.run_url or ''}")
     if outcome.report_dir:

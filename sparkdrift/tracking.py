@@ -15,7 +15,14 @@ Naming and the step rule (the same for every job, so runs line up in the UI):
 - Naive datetimes are taken as UTC (sparkdrift's Spark sessions run in UTC).
 
 Only ``MlflowClient(tracking_uri)`` is used; no global MLflow state is changed
-(no ``mlflow.set_tracking_uri``, no active-run stack).
+(no ``mlflow.set_tracking_uri``, no active-run stack). The one process-wide
+setting is MLflow's HTTP timeout and retries (``MLFLOW_HTTP_REQUEST_*``, from
+``mlflow.timeout_seconds`` / ``mlflow.retries`` unless already set).
+
+MLflow is a sink, never on the critical path: a store that cannot be reached
+or fails mid-run does not fail the job. The run object records the first
+error (``run.error``), skips its later calls, and the job goes on to write its
+tables and act on its verdict.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ import logging
 import math
 import numbers
 import os
+import functools
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -286,6 +294,32 @@ class RunRef:
     url: str | None
 
 
+def _error_text(exc: Exception) -> str:
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {first}"[:300]
+
+
+def _sink(default: Any = None):
+    """A logging method that never raises: the first failure is kept in ``self.error``, later calls are skipped."""
+
+    def wrap(method):
+        @functools.wraps(method)
+        def call(self, *args, **kwargs):
+            if self.error is not None:
+                return default
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - a sink's failure must not sink the verdict
+                self.error = _error_text(exc)
+                _log.warning("MLflow %s failed (%s): the run is no longer logged to; tables and actions proceed",
+                             method.__name__, self.error)
+                return default
+
+        return call
+
+    return wrap
+
+
 class DriftRun:
     """An open MLflow run of one sparkdrift job; every write goes through ``log_batch``."""
 
@@ -295,6 +329,7 @@ class DriftRun:
         self.client = client
         self.info = info
         self.granularity_seconds = granularity_seconds
+        self.error: str | None = None
 
     # -- metrics
 
@@ -303,6 +338,7 @@ class DriftRun:
             self.client.log_batch(self.info.run_id, metrics=list(chunk), synchronous=True)
         return len(metrics)
 
+    @_sink(0)
     def log_results(self, results: Iterable[DriftResult], granularity_seconds: int | None = None) -> int:
         """Log each result as ``metric_name`` at its window's step; NaN values are skipped.
 
@@ -322,6 +358,7 @@ class DriftRun:
             latest[(key, step)] = Metric(key, value, metric_timestamp_ms(r.window_end), step)
         return self._log_metrics(list(latest.values()))
 
+    @_sink(0)
     def log_summaries(self, summaries: Iterable[dict], granularity_seconds: int | None = None) -> int:
         """Log per-window summary numbers (``drift.score``, ``drift.n_drifted``, ...).
 
@@ -345,6 +382,7 @@ class DriftRun:
                 latest[(key, step)] = Metric(key, value, ts, step)
         return self._log_metrics(list(latest.values()))
 
+    @_sink(0)
     def log_cost(self, cost: dict[str, float]) -> int:
         """Log what the run cost as ``cost.<name>`` (rows_read, bytes_read, task_time_s, ...)."""
         from mlflow.entities import Metric
@@ -361,6 +399,7 @@ class DriftRun:
 
     # -- params, tags, artifacts
 
+    @_sink(None)
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -368,6 +407,7 @@ class DriftRun:
         for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
             self.client.log_batch(self.info.run_id, params=list(chunk), synchronous=True)
 
+    @_sink(None)
     def set_tags(self, tags: dict[str, Any]) -> None:
         """Set (or overwrite) tags, e.g. ``sparkdrift.severity`` once the policy has decided."""
         from mlflow.entities import RunTag
@@ -376,10 +416,12 @@ class DriftRun:
         for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
             self.client.log_batch(self.info.run_id, tags=list(chunk), synchronous=True)
 
+    @_sink(None)
     def set_description(self, markdown: str) -> None:
         """The run's description in the MLflow UI (Markdown)."""
         self.set_tags({"mlflow.note.content": markdown})
 
+    @_sink(None)
     def log_artifacts(self, folder: str | Path, artifact_path: str | None = None) -> None:
         """Upload a folder's files (e.g. the report) as run artifacts."""
         self.client.log_artifacts(self.info.run_id, str(folder), artifact_path)
@@ -394,9 +436,10 @@ class NoOpRun:
     enabled = False
     client = None
 
-    def __init__(self, info: RunRef, granularity_seconds: int):
+    def __init__(self, info: RunRef, granularity_seconds: int, error: str | None = None):
         self.info = info
         self.granularity_seconds = granularity_seconds
+        self.error = error  # why there is no run, when MLflow was meant to be used but failed
 
     def log_results(self, results: Iterable[DriftResult], granularity_seconds: int | None = None) -> int:
         return 0
@@ -467,25 +510,19 @@ def start_run(
 
     from mlflow import MlflowClient
 
-    uri = _resolve_tracking_uri(cfg)
-    client = MlflowClient(uri)
-    experiment_id = _experiment_id(client, experiment_name(cfg, uri), uri)
-
-    count, label = describe_windows(window_range, gran)
-    tags = {
-        "sparkdrift.monitor": cfg.monitor,
-        "sparkdrift.job": job,
-        "sparkdrift.baseline_id": baseline_id or "none",
-        "sparkdrift.windows": f"{count} ({label})" if count else "0",
-        "sparkdrift.granularity": cfg.production.granularity,
-        "sparkdrift.config_hash": cfg.config_hash(),
-    }
-    if window_range is not None:
-        tags["sparkdrift.window_start"] = _utc(window_range[0]).isoformat()
-        tags["sparkdrift.window_end"] = _utc(window_range[1]).isoformat()
-    tags = _context_tags(tags)
-    run = client.create_run(experiment_id, tags=tags, run_name=name)
+    _bound_http(cfg)
+    try:
+        uri = _resolve_tracking_uri(cfg)
+        client = MlflowClient(uri)
+        experiment_id = _experiment_id(client, experiment_name(cfg, uri), uri)
+        run = client.create_run(experiment_id, tags=_run_tags(cfg, job, window_range, baseline_id, gran), run_name=name)
+    except Exception as exc:  # noqa: BLE001 - an unreachable store must not block the verdict
+        error = _error_text(exc)
+        _log.warning("MLflow unavailable (%s): this run is not tracked; tables and actions proceed", error)
+        yield NoOpRun(RunRef(None, None, name, cfg.mlflow.tracking_uri, None), gran, error=error)
+        return
     run_id = run.info.run_id
+
     handle = DriftRun(
         client, RunRef(run_id, experiment_id, name, uri, run_url(uri, experiment_id, run_id)), gran
     )
@@ -510,7 +547,46 @@ def start_run(
             _log.warning("could not mark MLflow run %s as %s", run_id, status, exc_info=True)
         raise
     else:
-        client.set_terminated(run_id, status="FINISHED")
+        try:
+            client.set_terminated(run_id, status="FAILED" if handle.error else "FINISHED")
+        except Exception:  # noqa: BLE001 - the next run's log shows the store is unreachable
+            _log.warning("could not close MLflow run %s", run_id, exc_info=True)
+
+
+def _run_tags(cfg: MonitorConfig, job: str, window_range, baseline_id: str | None, gran: int) -> dict[str, str]:
+    """What a run is tagged with when it is created (so the UI can filter by monitor, job and windows)."""
+    count, label = describe_windows(window_range, gran)
+    tags = {
+        "sparkdrift.monitor": cfg.monitor,
+        "sparkdrift.job": job,
+        "sparkdrift.baseline_id": baseline_id or "none",
+        "sparkdrift.windows": f"{count} ({label})" if count else "0",
+        "sparkdrift.granularity": cfg.production.granularity,
+        "sparkdrift.config_hash": cfg.config_hash(),
+    }
+    if window_range is not None:
+        tags["sparkdrift.window_start"] = _utc(window_range[0]).isoformat()
+        tags["sparkdrift.window_end"] = _utc(window_range[1]).isoformat()
+    return _context_tags(tags)
+
+
+#: MLflow HTTP settings the user set in the environment before sparkdrift ran: those win over the config.
+_USER_HTTP_ENV = frozenset(
+    k for k in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR")
+    if k in os.environ
+)
+
+
+def _bound_http(cfg: MonitorConfig) -> None:
+    """MLflow's HTTP timeout and retries from the config, unless the user's environment sets them."""
+    wanted = {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(math.ceil(cfg.mlflow.timeout_seconds))),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(cfg.mlflow.retries),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    }
+    for key, value in wanted.items():
+        if key not in _USER_HTTP_ENV:
+            os.environ[key] = value
 
 
 # --------------------------------------------------------------------------- function API

@@ -1,0 +1,96 @@
+"""Faults never block the verdict: an unreachable MLflow still leaves metrics written and the alert sent."""
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import numpy as np
+import pytest
+import yaml
+
+from sparkdrift.baseline import build_baseline, save_baseline
+from sparkdrift.cli import main
+from sparkdrift.config import load_config, parse_config
+from sparkdrift.detect import run_detect
+from sparkdrift.tables import read_output
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+DAY0 = datetime(2026, 4, 1, tzinfo=timezone.utc)
+PER_DAY = 500
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook(monkeypatch):
+    """A real HTTP server on 127.0.0.1 standing in for Slack."""
+    _Hook.received = []
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("SD_TEST_HOOK", f"http://127.0.0.1:{server.server_address[1]}/hook")
+    yield _Hook.received
+    server.shutdown()
+
+
+def _tables(spark, tmp):
+    rng = np.random.default_rng(5)
+    base = [(float(x),) for x in rng.normal(0, 1, 3000)]
+    spark.createDataFrame(base, "x double").write.format("delta").save(str(tmp / "train"))
+    rows = [((DAY0 + timedelta(days=d, seconds=int(s))).replace(tzinfo=None), float(x))
+            for d in range(3) for s, x in zip(rng.integers(0, 86400, PER_DAY), rng.normal(1.5 * (d == 2), 1, PER_DAY))]
+    spark.createDataFrame(rows, "ts timestamp, x double").write.format("delta").save(str(tmp / "log"))
+
+
+def _config(tmp, **mlflow) -> dict:
+    return {
+        "monitor": "faults",
+        "baseline": {"table": str(tmp / "train")},
+        "production": {"table": str(tmp / "log"), "timestamp_column": "ts", "lateness": "1h"},
+        "features": {"numeric": ["x"]},
+        "binning": {"fine_bins": 100},
+        "output": {"location": str(tmp / "tables")},
+        "actions": {"webhook": {"url_env": "SD_TEST_HOOK", "min_severity": "minor", "retries": 0}},
+        "mlflow": {"tracking_uri": "http://127.0.0.1:9", "timeout_seconds": 2, "retries": 0, **mlflow},
+    }
+
+
+def test_unreachable_mlflow_never_blocks_the_verdict(spark, tmp_path, webhook):
+    _tables(spark, tmp_path)
+    cfg = parse_config(_config(tmp_path), "faults.yaml")
+    save_baseline(spark, cfg, build_baseline(spark, cfg))
+    out = run_detect(spark, cfg, as_of=DAY0 + timedelta(days=3, hours=2))
+    # MLflow's own default (retries with backoff) waited ~305 s here; bounded, it gives up at once
+    assert out.cost["stage.mlflow_s"] < 30
+    assert out.run_id is None and out.mlflow_error and "127.0.0.1" not in out.mlflow_error.split(":")[0]
+    assert out.severity != "none" and [d.window_start.day for d in out.decisions if d.severity != "none"] == [3]
+    metrics = read_output(spark, cfg.output_table("metrics")).collect()
+    assert {r["window_start"].day for r in metrics} == {1, 2, 3}  # the progress marker moved
+    assert len(webhook) == 1 and "faults" in json.dumps(webhook[0])  # the alert went out
+
+
+def test_cli_exit_code_when_mlflow_is_required(spark, tmp_path, webhook, capsys):
+    _tables(spark, tmp_path)
+    path = tmp_path / "faults.yaml"
+    path.write_text(yaml.safe_dump(_config(tmp_path, required=True)))
+    cfg = load_config(path)
+    save_baseline(spark, cfg, build_baseline(spark, cfg))
+    code = main(["detect", "--config", str(path), "--as-of", (DAY0 + timedelta(days=3, hours=2)).isoformat()])
+    out = capsys.readouterr().out
+    assert code == 4
+    assert "MLflow: NOT logged (" in out and "results, histograms and actions are in the tables" in out
+    assert read_output(spark, cfg.output_table("metrics")).count() > 0
