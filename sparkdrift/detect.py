@@ -209,7 +209,8 @@ def run_detect(
             results += quality_results(cfg, baseline, windows, history, issues, extra)
             if slots or late_labels:
                 perf_windows = late_labels or windows
-                results += performance_results(cfg, baseline.baseline_id, perf_windows, baseline.performance)
+                results += performance_results(cfg, baseline.baseline_id, perf_windows, baseline.performance,
+                                               alpha_per_test(cfg, baseline))
             past = drift_results(cfg, baseline, history) + quality_results(cfg, baseline, history)
             decisions_all = evaluate(cfg.policy, past + results)
             new_starts = {w.window_start for w in windows}
@@ -350,7 +351,7 @@ def _refresh_late_labels(spark, cfg: MonitorConfig, baseline, prod, end: datetim
     if not changed:
         return 0  # same labels as last time: a rerun writes nothing
     write_histograms(spark, hist_table, cfg.monitor, baseline.baseline_id, changed, prod.version)
-    results = performance_results(cfg, baseline.baseline_id, changed, baseline.performance)
+    results = performance_results(cfg, baseline.baseline_id, changed, baseline.performance, alpha_per_test(cfg, baseline))
     if results:
         df = spark.createDataFrame(_metric_rows(results, None, datetime.now(timezone.utc)), _METRICS_SCHEMA)
         merge_rows(spark, df, cfg.output_table("metrics"), METRIC_KEYS)

@@ -105,13 +105,52 @@ def auc_with_bounds(neg: np.ndarray, pos: np.ndarray) -> tuple[float, float | No
 _HIGHER_IS_BETTER = {"accuracy", "precision", "recall", "f1", "auc"}
 
 
-def performance_results(cfg, baseline_id: str, windows, baseline_hist: Histogram | None) -> list:
+def sample_sizes(kind: str, h: Histogram, threshold: float = 0.5) -> dict[str, tuple[int, ...]]:
+    """The counts each metric is a share of (its sampling noise): rows, predicted and actual positives, classes."""
+    if kind == "regression":
+        return {}
+    if kind == "class":
+        tn, fp, fn, tp = (int(c) for c in h.counts)
+    else:
+        neg, pos = h.counts[:SCORE_BINS], h.counts[SCORE_BINS:]
+        k = int(round(threshold * SCORE_BINS))
+        tp, fn, fp, tn = int(pos[k:].sum()), int(pos[:k].sum()), int(neg[k:].sum()), int(neg[:k].sum())
+    return {
+        "accuracy": (tp + tn + fp + fn,),
+        "precision": (tp + fp,),
+        "recall": (tp + fn,),
+        "f1": (min(tp + fp, tp + fn),),
+        "auc": (tp + fn, tn + fp),
+    }
+
+
+def metric_noise(name: str, at: float, sizes: tuple[int, ...]) -> float:
+    """Standard error of a share-like metric at value ``at`` (binomial; AUC: Hanley & McNeil 1982)."""
+    if name == "auc":
+        n1, n2 = sizes
+        if n1 == 0 or n2 == 0:
+            return math.nan
+        q1, q2 = at / (2 - at), 2 * at * at / (1 + at)
+        var = (at * (1 - at) + (n1 - 1) * (q1 - at * at) + (n2 - 1) * (q2 - at * at)) / (n1 * n2)
+        return math.sqrt(max(var, 0.0))
+    (n,) = sizes
+    return math.sqrt(at * (1 - at) / n) if n else math.nan
+
+
+def performance_results(
+    cfg, baseline_id: str, windows, baseline_hist: Histogram | None, alpha: float | None = None
+) -> list:
     """DriftResults (signal ``performance``) per window: absolute floors and share of baseline.
 
     A metric breaches when it is below its absolute floor (accuracy, AUC from
     the playbook) or below ``performance.relative`` x the baseline's value
-    (for errors, MAE/RMSE above baseline / relative).
+    (for errors, MAE/RMSE above baseline / relative). With ``alpha`` (noise
+    floors on) it must also be below its noise floor, threshold - z(1 - alpha)
+    x the metric's standard error at the threshold on this window's counts:
+    a 300-label window's precision moves by chance more than a 30 000-label one's.
     """
+    from scipy.stats import norm
+
     from sparkdrift.results import DriftResult
 
     kind, column = cfg.prediction.kind, cfg.prediction.columns[0]
@@ -122,13 +161,19 @@ def performance_results(cfg, baseline_id: str, windows, baseline_hist: Histogram
         h = w.histograms.get(SLOT)
         if h is None or int(h.counts.sum()) == 0:
             continue
+        sizes = sample_sizes(kind, h, cfg.label.threshold)
         for name, (value, lower, upper) in metrics(kind, h, cfg.label.threshold).items():
             ref = base.get(name, (math.nan,))[0]
             rel = cfg.performance.relative
+            floor = None
             if name in _HIGHER_IS_BETTER:
                 limits = [v for v in (floors.get(name), ref * rel if not math.isnan(ref) else None) if v is not None]
                 threshold = max(limits) if limits else None
                 drifted = threshold is not None and not math.isnan(value) and value < threshold
+                if alpha is not None and threshold is not None and name in sizes:
+                    noise = metric_noise(name, min(max(threshold, 0.0), 1.0), sizes[name])
+                    floor = threshold - float(norm.isf(alpha)) * noise if math.isfinite(noise) else None
+                    drifted = drifted and floor is not None and value < floor
             else:
                 threshold = ref / rel if not math.isnan(ref) else None
                 drifted = threshold is not None and not math.isnan(value) and value > threshold
@@ -139,5 +184,7 @@ def performance_results(cfg, baseline_id: str, windows, baseline_hist: Histogram
                 reference_rows=int(baseline_hist.counts.sum()) if baseline_hist is not None else 0,
                 window_rows=int(h.counts.sum()),
                 reason=None if not math.isnan(value) else "undefined on this window (e.g. one class only)",
+                noise_floor=floor,
+                excess=floor - value if floor is not None and not math.isnan(value) else None,
             ))
     return out

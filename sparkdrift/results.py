@@ -40,7 +40,7 @@ class DriftResult:
     window_rows: int = 0
     reason: str | None = None
     noise_floor: float | None = None  # what chance reaches at this window size (sparkdrift.noise)
-    excess: float | None = None  # value - noise_floor: > 0 is evidence beyond sampling noise
+    excess: float | None = None  # distance past the noise floor in the breach direction: > 0 is beyond sampling noise
 
     @property
     def failed(self) -> bool:

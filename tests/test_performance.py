@@ -65,3 +65,53 @@ def test_class_and_regression_metrics():
 def test_one_class_window_gives_nan_auc_not_an_error():
     auc, lo, hi = auc_with_bounds(np.zeros(10), np.ones(10))
     assert math.isnan(auc) and lo is None and hi is None
+
+
+def _class_window(tn: int, fp: int, fn: int, tp: int):
+    from datetime import datetime
+
+    from sparkdrift.histograms import WindowHistograms
+    from sparkdrift.performance import SLOT
+
+    h = Histogram(counts=np.array([tn, fp, fn, tp]))
+    return WindowHistograms(datetime(2026, 1, 1), datetime(2026, 1, 2), tn + fp + fn + tp, {SLOT: h})
+
+
+def test_performance_breaches_only_below_its_noise_floor():
+    """accuracy 0.80 on 300 labels vs a 0.85 floor: z(0.99) x sqrt(0.85 x 0.15 / 300) = 0.048 of chance."""
+    from sparkdrift.config import parse_config
+    from sparkdrift.performance import performance_results
+
+    cfg = parse_config({"monitor": "m", "baseline": {"table": "/b"},
+                        "production": {"table": "/p", "timestamp_column": "ts"},
+                        "prediction": {"columns": ["pred"], "kind": "class"},
+                        "label": {"column": "y"}, "performance": {"auc": 0.5}}, "m.yaml")
+    floor = 0.85 - 2.3263478740408408 * math.sqrt(0.85 * 0.15 / 300)
+    # 240 of 300 right (0.80): below 0.85, and below the floor 0.802
+    (acc,) = [r for r in performance_results(cfg, "b", [_class_window(150, 30, 30, 90)], None, 0.01)
+              if r.statistic == "accuracy"]
+    assert acc.value == pytest.approx(0.8) and acc.noise_floor == pytest.approx(floor) and acc.drifted
+    assert acc.excess == pytest.approx(floor - 0.8)
+    # 243 of 300 (0.81): below 0.85 but within chance of it
+    (acc,) = [r for r in performance_results(cfg, "b", [_class_window(152, 28, 29, 91)], None, 0.01)
+              if r.statistic == "accuracy"]
+    assert acc.value == pytest.approx(0.81) and not acc.drifted
+    # noise floors off: fixed threshold only
+    (acc,) = [r for r in performance_results(cfg, "b", [_class_window(152, 28, 29, 91)], None)
+              if r.statistic == "accuracy"]
+    assert acc.drifted and acc.noise_floor is None
+
+
+def test_auc_noise_is_hanley_mcneil():
+    from sparkdrift.performance import metric_noise
+
+    a, n1, n2 = 0.8, 100, 300
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    by_hand = math.sqrt((a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n2 - 1) * (q2 - a * a)) / (n1 * n2))
+    assert metric_noise("auc", a, (n1, n2)) == pytest.approx(by_hand)
+    # and it is the spread of AUC on binormal draws at that size (within 15 %)
+    rng = np.random.default_rng(0)
+    d = math.sqrt(2) * 0.8416212335729143  # binormal separation with AUC = Phi(d / sqrt 2) = 0.8
+    aucs = [exact_auc(np.r_[np.ones(n1, bool), np.zeros(n2, bool)], np.r_[rng.normal(d, 1, n1), rng.normal(0, 1, n2)])
+            for _ in range(400)]
+    assert np.std(aucs) == pytest.approx(by_hand, rel=0.15)
