@@ -104,6 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    if not args.verbose:  # Spark Connect's client logs every analysis error with its JVM trace; we say it in one line
+        for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         return int(args.func(args) or 0)
     except SparkDriftError as exc:

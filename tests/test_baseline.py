@@ -22,7 +22,7 @@ from sparkdrift.config import parse_config
 from sparkdrift.errors import BaselineError, TableError
 from sparkdrift.tables import latest_version, read_output
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 
 N = 20_000
 SOURCE_SCHEMA = (
@@ -414,6 +414,7 @@ def _jobs(spark, group, fn):
     return len(sc.statusTracker().getJobIdsForGroup(group))
 
 
+@pytest.mark.classic_only
 def test_spark_jobs_do_not_grow_with_the_number_of_columns(spark, tmp_path):
     rng = np.random.default_rng(11)
     n = 3000

@@ -6,7 +6,7 @@ import pytest
 from sparkdrift.errors import TableError
 from sparkdrift.tables import latest_version, merge_rows, read_output, read_table, require_columns
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 
 
 def test_read_by_path_with_time_travel(spark, tmp_path):
