@@ -115,3 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sparkdrift: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from sparkdrift.session import executor_import_error
+
+        hint = executor_import_error(exc)
+        if hint is None:
+            raise
+        print(f"sparkdrift: error: {hint}", file=sys.stderr)
+        return 2

@@ -24,7 +24,7 @@ from sparkdrift import counting
 from sparkdrift.binning import bin_splits
 from sparkdrift.counting import INVALID, NAN, NULL, UNSEEN
 from sparkdrift.profile import FeatureProfile, Histogram
-from sparkdrift.selection import categorical_expr, numeric_expr
+from sparkdrift.selection import categorical_expr, numeric_expr, try_cast
 from sparkdrift.tables import qcol
 from sparkdrift.windows import naive_utc, window_start_column
 
@@ -138,7 +138,7 @@ def partial_counts(
     from pyspark.sql import functions as F
 
     types = dict(df.dtypes)
-    cols = [F.unix_micros(window_start_column(qcol(ts_column), granularity_s)).alias("_w")]
+    cols = [F.unix_micros(window_start_column(try_cast(ts_column, "timestamp"), granularity_s)).alias("_w")]
     specs: list[counting.Spec] = []
     for i, p in enumerate(profiles):
         if p.kind == "numeric":
@@ -405,14 +405,21 @@ def count_windows(
 
 
 def time_range_filter(ts_column: str, start: datetime | None, end: datetime | None) -> "Column":
-    """A pushed-down predicate ``start <= ts < end`` (either side optional)."""
+    """A pushed-down predicate ``start <= ts < end`` (either side optional).
+
+    The column is read with ``TRY_CAST(... AS TIMESTAMP)``: a no-op for a
+    timestamp column (pruning is unchanged), and for timestamps stored as
+    text an unparsable value is null (outside every range) with ANSI mode on
+    or off.
+    """
     from pyspark.sql import functions as F
 
+    ts = try_cast(ts_column, "timestamp")
     cond = F.lit(True)
     if start is not None:
-        cond = cond & (qcol(ts_column) >= F.lit(naive_utc(start)))
+        cond = cond & (ts >= F.lit(naive_utc(start)))
     if end is not None:
-        cond = cond & (qcol(ts_column) < F.lit(naive_utc(end)))
+        cond = cond & (ts < F.lit(naive_utc(end)))
     return cond
 
 

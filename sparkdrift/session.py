@@ -199,3 +199,32 @@ def get_session(
     if "spark.jars.packages" in conf and not under_submit:
         _remember_delta_jars(spark.sparkContext.getConf().get("spark.jars", ""))
     return spark
+
+
+_NO_MODULE = re.compile(r"(?:ModuleNotFoundError|ImportError): No module named '?([A-Za-z0-9_.]+)'?")
+
+
+def executor_import_error(exc: BaseException) -> str | None:
+    """One line for an import error inside a Spark Python worker (None for any other error).
+
+    Spark reports it as a long remote traceback; what the user needs is which
+    interpreter lacks which module and how to fix it.
+    """
+    seen = 0
+    while exc is not None and seen < 5:
+        if any(c.__name__ in ("PythonException", "Py4JJavaError", "SparkConnectGrpcException")
+               for c in type(exc).__mro__):
+            found = _NO_MODULE.search(str(exc))
+            if found:
+                module = found.group(1).split(".")[0]
+                python = os.environ.get("PYSPARK_PYTHON") or "python3 on the executors' PATH"
+                return (
+                    f"the Spark executors' Python ({python}) cannot import {module!r}: install it there "
+                    f"(pip install {module}; sparkdrift's executors need numpy and pyarrow), or point "
+                    "PYSPARK_PYTHON / spark.pyspark.python at an interpreter that has it (on a cluster: "
+                    "add it to the cluster libraries or the job environment)"
+                )
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+

@@ -18,7 +18,8 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
-RUNTIME = os.environ.get("SPARKDRIFT_TEST_RUNTIME", "classic")
+# Read once and removed, so commands the tests start (retrain triggers) see only their own variables.
+RUNTIME = os.environ.pop("SPARKDRIFT_TEST_RUNTIME", None) or "classic"
 if RUNTIME not in ("classic", "connect"):
     raise pytest.UsageError(f"SPARKDRIFT_TEST_RUNTIME={RUNTIME!r}: expected classic or connect")
 

@@ -48,7 +48,7 @@ def _cfg(table: str, out: str, features: dict | None = None, **over) -> "object"
     return parse_config(data, "test.yaml")
 
 
-def _write(spark, path, rows, schema, mode="errorifexists"):
+def _write(spark, path, rows, schema, mode="error"):
     spark.createDataFrame(rows, schema).write.format("delta").mode(mode).save(path)
 
 
