@@ -1,6 +1,6 @@
 """spark-submit entry point of the detect job: exactly `sparkdrift detect ...`.
 
-    spark-submit --packages io.delta:delta-spark_2.12:3.3.3 \
+    spark-submit --packages io.delta:delta-spark_2.13:4.0.1 \
       --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension \
       --conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog \
       jobs/detect_drift.py --config conf/example.yaml [--as-of 2026-01-15T02:00:00] [--report-dir DIR]

@@ -113,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    if not args.verbose:  # Spark Connect's client logs every analysis error with its JVM trace; we say it in one line
+        for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         return int(args.func(args) or 0)
     except SparkDriftError as exc:
@@ -121,3 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sparkdrift: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from sparkdrift.session import executor_import_error
+
+        hint = executor_import_error(exc)
+        if hint is None:
+            raise
+        print(f"sparkdrift: error: {hint}", file=sys.stderr)
+        return 2

@@ -1,8 +1,12 @@
 """What a run cost: rows and bytes read, Spark task time, and wall time per stage.
 
-Spark jobs started inside ``CostMeter`` run under one job group, so their
-stage metrics (input records/bytes, executor run time) can be summed from the
-status store afterwards: monitoring spend becomes a metric like any other.
+On classic Spark, jobs started inside ``CostMeter`` run under one job group,
+so their stage metrics (input records/bytes, executor run time) can be summed
+from the status store afterwards: monitoring spend becomes a metric like any
+other. A Spark Connect session (Databricks serverless, standard access mode)
+has no status store: those metrics are then recorded as unknown (None, no
+MLflow metric, "—" in the report), never as a made-up 0. Wall times are
+measured everywhere.
 """
 from __future__ import annotations
 
@@ -12,10 +16,15 @@ import uuid
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
 
+from sparkdrift.session import is_connect
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 log = logging.getLogger("sparkdrift.cost")
+
+#: The Spark metrics a meter reports; None where the runtime cannot tell.
+SPARK_METRICS = ("rows_read", "bytes_read", "task_time_s", "cpu_time_s")
 
 
 class CostMeter:
@@ -26,7 +35,9 @@ class CostMeter:
         self.group = f"sparkdrift-{label}-{uuid.uuid4().hex[:8]}"
         self.stages: dict[str, float] = {}
         self._start = time.perf_counter()
-        spark.sparkContext.setJobGroup(self.group, f"sparkdrift {label}", interruptOnCancel=False)
+        self._classic = not is_connect(spark)
+        if self._classic:
+            spark.sparkContext.setJobGroup(self.group, f"sparkdrift {label}", interruptOnCancel=False)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -38,12 +49,15 @@ class CostMeter:
         finally:
             self.stages[name] = self.stages.get(name, 0.0) + time.perf_counter() - t0
 
-    def spark_metrics(self) -> dict[str, float]:
-        """Input rows/bytes and task time summed over this meter's Spark jobs."""
-        sc = self.spark.sparkContext
-        tracker = sc.statusTracker()
+    def spark_metrics(self) -> dict[str, float | None]:
+        """Input rows/bytes and task time summed over this meter's Spark jobs (None: unknown here)."""
+        unknown: dict[str, float | None] = dict.fromkeys(SPARK_METRICS)
+        if not self._classic:
+            return unknown
         rows = bytes_ = run_ms = cpu_ns = 0
         try:
+            sc = self.spark.sparkContext
+            tracker = sc.statusTracker()
             store = sc._jsc.sc().statusStore()
             for job_id in tracker.getJobIdsForGroup(self.group):
                 info = tracker.getJobInfo(job_id)
@@ -58,6 +72,7 @@ class CostMeter:
                     cpu_ns += data.executorCpuTime()
         except Exception as exc:  # status store internals differ on some runtimes
             log.debug("spark metrics unavailable: %s", exc)
+            return unknown
         return {
             "rows_read": float(rows),
             "bytes_read": float(bytes_),
@@ -65,7 +80,7 @@ class CostMeter:
             "cpu_time_s": cpu_ns / 1e9,
         }
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, float | None]:
         out = self.spark_metrics()
         out["wall_time_s"] = time.perf_counter() - self._start
         for name, seconds in self.stages.items():
@@ -73,4 +88,5 @@ class CostMeter:
         return out
 
     def close(self) -> None:
-        self.spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+        if self._classic:
+            self.spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)

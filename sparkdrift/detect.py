@@ -242,8 +242,7 @@ def run_detect(
                 noise=_budget_text(cfg, baseline),
             )
             cost = meter.summary()
-            cost.update(scan_rows=float(counted.scan.rows), scan_files=float(counted.scan.files),
-                        scan_bytes=float(counted.scan.bytes))
+            cost.update(counted.scan.as_cost())
             outcome.cost = cost
             run.log_cost(cost)
             folder = Path(report_dir or cfg.output.report_dir or tempfile.mkdtemp(prefix="sparkdrift-report-"))

@@ -24,7 +24,7 @@ from sparkdrift import counting
 from sparkdrift.binning import bin_splits
 from sparkdrift.counting import INVALID, MOMENTS, NAN, NULL, UNSEEN
 from sparkdrift.profile import FeatureProfile, Histogram
-from sparkdrift.selection import categorical_expr, numeric_expr
+from sparkdrift.selection import categorical_expr, numeric_expr, try_cast
 from sparkdrift.tables import qcol
 from sparkdrift.windows import naive_utc, window_start_column
 
@@ -138,7 +138,7 @@ def partial_counts(
     from pyspark.sql import functions as F
 
     types = dict(df.dtypes)
-    cols = [F.unix_micros(window_start_column(qcol(ts_column), granularity_s)).alias("_w")]
+    cols = [F.unix_micros(window_start_column(try_cast(ts_column, "timestamp"), granularity_s)).alias("_w")]
     specs: list[counting.Spec] = []
     for i, p in enumerate(profiles):
         if p.kind == "numeric":
@@ -196,17 +196,26 @@ class Aggregate:
 
     @classmethod
     def collect(cls, agg: "DataFrame") -> "Aggregate":
-        """Collect through Arrow: windows x columns x bins rows as columns, no per-row Python objects."""
-        try:
-            import pyarrow as pa
+        """Collect through Arrow: windows x columns x bins rows as columns, no per-row Python objects.
 
-            batches = agg._collect_as_arrow()
-        except Exception as exc:  # a runtime without the private Arrow path
-            log.debug("arrow collect unavailable (%s): collecting rows", exc)
-            return cls.from_rows(agg.collect())
-        if not batches:
+        ``toArrow`` (Spark 4, classic and Connect); on classic Spark 3.5 its
+        private forerunner; elsewhere (Connect on 3.5) plain rows.
+        """
+        import pyarrow as pa
+
+        if hasattr(agg, "toArrow"):
+            t = agg.toArrow()
+        else:
+            try:
+                batches = agg._collect_as_arrow()
+            except Exception as exc:  # a runtime without the private Arrow path
+                log.debug("arrow collect unavailable (%s): collecting rows", exc)
+                return cls.from_rows(agg.collect())
+            if not batches:
+                return cls.from_rows([])
+            t = pa.Table.from_batches(batches)
+        if t.num_rows == 0:
             return cls.from_rows([])
-        t = pa.Table.from_batches(batches)
 
         def num(name, dtype):
             return t.column(name).to_numpy(zero_copy_only=False).astype(dtype)
@@ -303,12 +312,21 @@ def bin_sums(keys: np.ndarray, s: np.ndarray, n_bins: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ScanMetrics:
-    """What the production scan really read (from the executed plan): proof of pruning, and cost."""
+    """What the production scan really read (from the executed plan): proof of pruning, and cost.
 
-    rows: int = 0
-    files: int = 0
-    bytes: int = 0
-    scans: int = 0  # file-scan nodes in the executed plan: 1 = one pass over the table
+    None where the runtime does not say (the plan's metrics were not available).
+    """
+
+    rows: int | None = None
+    files: int | None = None
+    bytes: int | None = None
+    scans: int | None = None  # file-scan nodes in the executed plan: 1 = one pass over the table
+
+    def as_cost(self) -> dict[str, float | None]:
+        """The ``scan_*`` cost entries (None: unknown)."""
+        def f(v):
+            return None if v is None else float(v)
+        return {"scan_rows": f(self.rows), "scan_files": f(self.files), "scan_bytes": f(self.bytes)}
 
 
 @dataclass(frozen=True)
@@ -319,7 +337,16 @@ class CountResult:
 
 
 def scan_metrics(df: "DataFrame") -> ScanMetrics:
-    """Sum the file-scan node metrics of an executed DataFrame (descending through AQE stages)."""
+    """Sum the file-scan node metrics of an executed DataFrame.
+
+    Classic Spark: the executed plan (descending through AQE stages). Spark
+    Connect: the plan metrics the server returned with the last result
+    (``executionInfo``, Spark 4). Unknown (all None) when neither is there.
+    """
+    from sparkdrift.session import is_connect
+
+    if is_connect(df.sparkSession):
+        return _connect_scan_metrics(df)
     rows = files = size = scans = 0
     stack = [df._jdf.queryExecution().executedPlan()]
     while stack:
@@ -345,6 +372,24 @@ def scan_metrics(df: "DataFrame") -> ScanMetrics:
     return ScanMetrics(rows, files, size, scans)
 
 
+def _connect_scan_metrics(df: "DataFrame") -> ScanMetrics:
+    info = getattr(df, "executionInfo", None)
+    collected = info.metrics if info is not None else None
+    nodes = getattr(collected, "_metrics", None)
+    if not nodes:
+        return ScanMetrics()
+    rows = files = size = scans = 0
+    for node in nodes:
+        if not node.name.startswith("Scan "):  # FileSourceScanExec: "Scan parquet", ...
+            continue
+        values = {m.name: m.value for m in node.metrics}
+        scans += 1
+        rows += int(values.get("numOutputRows", 0))
+        files += int(values.get("numFiles", 0))
+        size += int(values.get("filesSize", 0))
+    return ScanMetrics(rows, files, size, scans)
+
+
 def count_windows(
     df: "DataFrame",
     profiles: list[FeatureProfile],
@@ -367,19 +412,26 @@ def count_windows(
         scan = scan_metrics(agg)
     except Exception as exc:  # plan internals differ across runtimes; metrics are a bonus
         log.debug("scan metrics unavailable: %s", exc)
-        scan = ScanMetrics()
+        scan = ScanMetrics()  # unknown, not zero
     return CountResult(windows, null_ts, scan)
 
 
 def time_range_filter(ts_column: str, start: datetime | None, end: datetime | None) -> "Column":
-    """A pushed-down predicate ``start <= ts < end`` (either side optional)."""
+    """A pushed-down predicate ``start <= ts < end`` (either side optional).
+
+    The column is read with ``TRY_CAST(... AS TIMESTAMP)``: a no-op for a
+    timestamp column (pruning is unchanged), and for timestamps stored as
+    text an unparsable value is null (outside every range) with ANSI mode on
+    or off.
+    """
     from pyspark.sql import functions as F
 
+    ts = try_cast(ts_column, "timestamp")
     cond = F.lit(True)
     if start is not None:
-        cond = cond & (qcol(ts_column) >= F.lit(naive_utc(start)))
+        cond = cond & (ts >= F.lit(naive_utc(start)))
     if end is not None:
-        cond = cond & (qcol(ts_column) < F.lit(naive_utc(end)))
+        cond = cond & (ts < F.lit(naive_utc(end)))
     return cond
 
 

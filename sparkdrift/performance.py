@@ -32,13 +32,18 @@ def slot_size(kind: str) -> int:
     return {"score": 2 * SCORE_BINS, "class": 4, "regression": 1}[kind]
 
 
+def _double(c: "Column") -> "Column":
+    """The column as a double, null where it does not convert (ANSI mode or not; Spark 3.5's Column has no try_cast)."""
+    return c.try_cast("double") if hasattr(c, "try_cast") else c.cast("double")
+
+
 def key_and_value(kind: str, prediction: "Column", label: "Column", positive: str | None) -> tuple["Column", "Column"]:
     """Spark expressions for the performance slot's key (-1 when label or prediction is null) and value."""
     from pyspark.sql import functions as F
 
     missing = prediction.isNull() | label.isNull()
     if kind == "score":
-        score = prediction.cast("double")
+        score = _double(prediction)
         bin_ = F.least(F.greatest(F.floor(score * SCORE_BINS), F.lit(0)), F.lit(SCORE_BINS - 1))
         is_pos = (label.cast("string") == F.lit(positive or "1")) | (label.cast("string") == F.lit("1.0"))
         key = F.when(missing | F.isnan(score), F.lit(-1)).otherwise(
@@ -52,7 +57,7 @@ def key_and_value(kind: str, prediction: "Column", label: "Column", positive: st
             + F.when(prediction.cast("string") == pos, F.lit(1)).otherwise(F.lit(0))
         )
         return key.cast("int"), F.lit(None).cast("double")
-    err = F.abs(prediction.cast("double") - label.cast("double"))
+    err = F.abs(_double(prediction) - _double(label))
     return F.when(missing, F.lit(-1)).otherwise(F.lit(0)).cast("int"), err
 
 

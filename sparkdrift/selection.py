@@ -73,13 +73,26 @@ def numeric_expr(col_name: str, dtype: "DataType | str | None" = None) -> "Colum
     """The column as a ``double``: the one numeric cast used for baseline and production.
 
     Booleans become 1.0/0.0; ``-0.0`` becomes ``0.0`` (see the module doc).
-    A string column is cast too (non-numbers become null), so a caller can
-    count invalid values as ``raw IS NOT NULL AND numeric_expr(...) IS NULL``.
+    A string column is cast too (non-numbers become null, ANSI mode or not), so
+    a caller can count invalid values as ``raw IS NOT NULL AND numeric_expr(...) IS NULL``.
     """
     from pyspark.sql import functions as F
 
-    value = qcol(col_name).cast("double")
+    value = try_cast(col_name, "double")
     return F.when(value == F.lit(0.0), F.lit(0.0)).otherwise(value)
+
+
+def try_cast(col_name: str, type_name: str) -> "Column":
+    """``TRY_CAST(col AS type)``: null where the value does not convert, with ANSI mode on or off.
+
+    A plain cast raises on an invalid string under ANSI mode (Spark 4's
+    default, Databricks serverless) and gives null without it; this gives
+    null on both, so invalid values are counted, never fatal.
+    """
+    from pyspark.sql import functions as F
+
+    quoted = "`" + col_name.replace("`", "``") + "`"
+    return F.expr(f"try_cast({quoted} AS {type_name})")
 
 
 def categorical_expr(col_name: str, dtype: "DataType | str | None" = None) -> "Column":

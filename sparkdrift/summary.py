@@ -68,10 +68,13 @@ def format_summary(cfg: MonitorConfig, outcome) -> str:
         lines.append("  actions: none")
     c = outcome.cost
     if c:
+        known = [c.get(k) for k in ("scan_rows", "scan_files", "scan_bytes", "task_time_s", "wall_time_s")]
+        rows, files, size, task, wall = [None if v is None else float(v) for v in known]  # None: unknown here
+        scanned = (f"{int(rows):,} rows in {int(files)} files ({size / 1e6:.1f} MB) scanned"
+                   if None not in (rows, files, size) else "scan size unknown")
         lines.append(
-            f"  cost: {int(c.get('scan_rows', 0)):,} rows in {int(c.get('scan_files', 0))} files "
-            f"({c.get('scan_bytes', 0) / 1e6:.1f} MB) scanned, "
-            f"task time {c.get('task_time_s', 0):.1f}s, wall {c.get('wall_time_s', 0):.1f}s"
+            f"  cost: {scanned}, task time {'unknown' if task is None else f'{task:.1f}s'}, "
+            f"wall {'unknown' if wall is None else f'{wall:.1f}s'}"
         )
     if outcome.mlflow_error:
         lines.append(f"  MLflow: NOT logged ({outcome.mlflow_error}); results, histograms and actions are in the tables")

@@ -1,12 +1,21 @@
-"""Delta I/O: reads by name or path with time travel, and idempotent MERGE writes.
+"""The store: all Delta I/O of the inputs and the result tables, through SQL and the DataFrame API.
 
-Nothing here builds SQL from strings: identifiers are quoted Column objects,
-and the only user-written SQL is a config `filter`, applied as a predicate.
+Only what works the same on classic Spark, Spark Connect (Databricks
+serverless, standard access mode) and Databricks is used: the DataFrame
+reader/writer with ``versionAsOf``, ``DESCRIBE HISTORY``, ``MERGE INTO`` from
+a temporary view, and the catalog's ``tableExists``. The Delta Python API
+(``delta.tables``) is not needed, so a Connect server without the Delta
+Connect plugin serves every job.
+
+Identifiers are quoted part by part (``catalog.schema.table`` ->
+`` `catalog`.`schema`.`table` ``, backticks doubled), paths become
+``delta.`/the/path```; the only user-written SQL is a config ``filter``,
+applied as a predicate.
 """
 from __future__ import annotations
 
-import functools
 import os
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,41 +47,101 @@ class TableRead:
     version: int | None
 
 
-def _delta_table(spark: "SparkSession", ref: str):
-    from delta.tables import DeltaTable
+def _quote(part: str) -> str:
+    return "`" + part.replace("`", "``") + "`"
 
+
+def name_parts(ref: str) -> list[str]:
+    """The parts of a metastore name: ``cat.schema.t`` or with backtick-quoted parts (```my.cat`.s.t``)."""
+    parts, cur, i, quoted = [], [], 0, False
+    while i < len(ref):
+        ch = ref[i]
+        if quoted:
+            if ch == "`":
+                if ref[i + 1 : i + 2] == "`":
+                    cur.append("`")
+                    i += 1
+                else:
+                    quoted = False
+            else:
+                cur.append(ch)
+        elif ch == "`":
+            quoted = True
+        elif ch == ".":
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    parts.append("".join(cur))
+    if quoted or any(not p.strip() for p in parts) or len(parts) > 3:
+        raise TableError(f"table {ref}: not a valid table name (expected [catalog.][schema.]table)")
+    return parts
+
+
+def sql_name(ref: str) -> str:
+    """The table as a SQL identifier: each name part quoted, or ``delta.`path``` for a path."""
     if is_path(ref):
-        path = os.path.expanduser(ref)
-        if not DeltaTable.isDeltaTable(spark, path):
-            raise TableError(f"table {ref}: no Delta table at this path")
-        return DeltaTable.forPath(spark, path)
-    if not spark.catalog.tableExists(ref):
+        return "delta." + _quote(os.path.expanduser(ref))
+    return ".".join(_quote(p) for p in name_parts(ref))
+
+
+def _message(exc: Exception) -> str:
+    text = getattr(exc, "desc", None) or str(exc)
+    return (text.strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _history(spark: "SparkSession", ref: str, limit: int | None = None) -> "DataFrame":
+    """``DESCRIBE HISTORY`` (version, timestamp) of an existing Delta table; TableError naming it otherwise."""
+    from pyspark.errors import AnalysisException
+
+    if not is_path(ref) and not table_exists(spark, ref):
         raise TableError(f"table {ref}: not found in the metastore")
-    return DeltaTable.forName(spark, ref)
+    query = f"DESCRIBE HISTORY {sql_name(ref)}" + (f" LIMIT {int(limit)}" if limit else "")
+    try:
+        hist = spark.sql(query).select("version", "timestamp")
+        hist.schema  # Spark Connect analyses lazily: fail here, with the table's name
+    except AnalysisException as exc:
+        if is_path(ref):
+            raise TableError(f"table {ref}: no Delta table at this path") from None
+        raise TableError(f"table {ref}: not a Delta table ({_message(exc)})") from None
+    return hist
 
 
 def table_exists(spark: "SparkSession", ref: str) -> bool:
-    from delta.tables import DeltaTable
+    """Whether a Delta table is at this path, or a table of this name is in the catalog."""
+    from pyspark.errors import AnalysisException
 
     if is_path(ref):
-        return DeltaTable.isDeltaTable(spark, os.path.expanduser(ref))
-    return spark.catalog.tableExists(ref)
+        try:
+            spark.sql(f"DESCRIBE HISTORY {sql_name(ref)} LIMIT 1").collect()
+        except AnalysisException:  # nothing there, or not a Delta table
+            return False
+        return True
+    try:
+        return bool(spark.catalog.tableExists(sql_name(ref)))
+    except AnalysisException:  # e.g. a catalog that does not exist
+        return False
 
 
 def latest_version(spark: "SparkSession", ref: str) -> int:
     """The newest committed version of a Delta table."""
-    return int(_delta_table(spark, ref).history(1).select("version").first()[0])
+    return int(_history(spark, ref, 1).first()["version"])
 
 
 def version_at(spark: "SparkSession", ref: str, timestamp: str) -> int:
     """The version a timestamp-based time travel resolves to (latest commit at or before it)."""
     from pyspark.sql import functions as F
 
-    hist = _delta_table(spark, ref).history().select("version", "timestamp")
-    row = hist.filter(F.col("timestamp") <= F.to_timestamp(F.lit(timestamp))).agg(F.max("version")).first()
-    if row is None or row[0] is None:
+    hist = _history(spark, ref)
+    bound = F.try_to_timestamp(F.lit(timestamp))
+    row = hist.agg(F.max(F.when(F.col("timestamp") <= bound, F.col("version"))).alias("v"),
+                   F.max(bound.isNull().cast("int")).alias("bad")).first()
+    if row is not None and row["bad"]:
+        raise TableError(f"table {ref}: {timestamp!r} is not a timestamp")
+    if row is None or row["v"] is None:
         raise TableError(f"table {ref}: no version at or before {timestamp}")
-    return int(row[0])
+    return int(row["v"])
 
 
 def read_table(
@@ -87,20 +156,22 @@ def read_table(
 
     Returns the version actually read, so results can name their input exactly.
     """
-    from pyspark.sql.utils import AnalysisException
+    from pyspark.errors import AnalysisException
 
     if version is None:
         version = version_at(spark, ref, timestamp) if timestamp else latest_version(spark, ref)
     reader = spark.read.format("delta").option("versionAsOf", version)
     try:
-        df = reader.load(os.path.expanduser(ref)) if is_path(ref) else reader.table(ref)
+        df = reader.load(os.path.expanduser(ref)) if is_path(ref) else reader.table(sql_name(ref))
+        df.schema  # analysed now on every runtime (Spark Connect defers it)
     except AnalysisException as exc:
-        raise TableError(f"table {ref}: cannot read version {version}: {exc.desc.splitlines()[0]}") from None
+        raise TableError(f"table {ref}: cannot read version {version}: {_message(exc)}") from None
     if filter:
         try:
             df = df.filter(filter)
+            df.isLocal()  # forces analysis (Spark Connect keeps the parent's schema for a filter)
         except AnalysisException as exc:
-            raise TableError(f"table {ref}: filter {filter!r} is invalid: {exc.desc.splitlines()[0]}") from None
+            raise TableError(f"table {ref}: filter {filter!r} is invalid: {_message(exc)}") from None
     return TableRead(df=df, table=ref, version=version)
 
 
@@ -117,34 +188,27 @@ def merge_rows(spark: "SparkSession", df: "DataFrame", target: str, keys: list[s
 
     The table is created from ``df``'s schema on first write. Matching rows
     are replaced, new rows inserted, nothing else touched, so writing the same
-    rows twice leaves the table as after the first write.
+    rows twice leaves the table as after the first write. The rows go through
+    a uniquely named temporary view, dropped afterwards.
     """
     if not table_exists(spark, target):
-        writer = df.write.format("delta").mode("errorifexists")
+        writer = df.write.format("delta").mode("error")
         if is_path(target):
             writer.save(os.path.expanduser(target))
         else:
-            writer.saveAsTable(target)
+            writer.saveAsTable(sql_name(target))
         return
     _add_missing_columns(spark, df, target)
-    cond = functools.reduce(
-        lambda a, b: a & b, [qcol(k, "t").eqNullSafe(qcol(k, "s")) for k in keys]
-    )
-    (
-        _delta_table(spark, target)
-        .alias("t")
-        .merge(df.alias("s"), cond)
-        .whenMatchedUpdateAll()
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
-
-
-def _sql_name(ref: str) -> str:
-    """A table reference for SQL: delta.`path` or each name part backtick-quoted."""
-    if is_path(ref):
-        return "delta.`" + os.path.expanduser(ref).replace("`", "``") + "`"
-    return ".".join("`" + part.replace("`", "``") + "`" for part in ref.split("."))
+    view = f"sparkdrift_merge_{uuid.uuid4().hex}"
+    on = " AND ".join(f"t.{_quote(k)} <=> s.{_quote(k)}" for k in keys)
+    df.createOrReplaceTempView(view)
+    try:
+        spark.sql(
+            f"MERGE INTO {sql_name(target)} AS t USING {_quote(view)} AS s ON {on} "
+            "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+        ).collect()
+    finally:
+        spark.catalog.dropTempView(view)
 
 
 def _add_missing_columns(spark: "SparkSession", df: "DataFrame", target: str) -> None:
@@ -152,12 +216,13 @@ def _add_missing_columns(spark: "SparkSession", df: "DataFrame", target: str) ->
     have = set(read_output(spark, target).columns)
     missing = [f for f in df.schema.fields if f.name not in have]
     if missing:
-        cols = ", ".join(f"`{f.name.replace('`', '``')}` {f.dataType.simpleString()}" for f in missing)
-        spark.sql(f"ALTER TABLE {_sql_name(target)} ADD COLUMNS ({cols})")
+        cols = ", ".join(f"{_quote(f.name)} {f.dataType.simpleString()}" for f in missing)
+        spark.sql(f"ALTER TABLE {sql_name(target)} ADD COLUMNS ({cols})")
 
 
 def read_output(spark: "SparkSession", ref: str) -> "DataFrame | None":
     """An output table if it exists yet (None before the first write)."""
     if not table_exists(spark, ref):
         return None
-    return spark.read.format("delta").load(os.path.expanduser(ref)) if is_path(ref) else spark.table(ref)
+    reader = spark.read.format("delta")
+    return reader.load(os.path.expanduser(ref)) if is_path(ref) else reader.table(sql_name(ref))

@@ -22,7 +22,7 @@ from sparkdrift.errors import ActionError
 from sparkdrift.policy import WindowDecision
 from sparkdrift.tables import read_output
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 
 REPO = Path(__file__).resolve().parents[1]
 UTC = timezone.utc

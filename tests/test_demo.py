@@ -23,7 +23,7 @@ import pytest
 
 from sparkdrift.demo import AS_OF, DRIFTED, demo_config, run_demo
 
-pytestmark = [pytest.mark.slow, pytest.mark.spark]
+pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.e2e]
 
 DRIFTED_FEATURES = {"monthly_charges", "contract", "support_calls"}
 STABLE_FEATURES = {"tenure_months", "total_charges", "payment_method"}

@@ -26,6 +26,7 @@ import yaml
 
 from sparkdrift.cli import build_parser
 from sparkdrift.config import load_config
+from sparkdrift.session import delta_package
 
 REPO = Path(__file__).resolve().parents[1]
 VAR = re.compile(r"\$\{var\.([A-Za-z0-9_-]+)\}")
@@ -129,6 +130,32 @@ def test_every_wheel_task_calls_a_declared_entry_point_and_cli_command():
         args = parser.parse_args(argv)  # SystemExit on an unknown flag
         assert args.command == task_key
         assert Path(args.config).exists(), f"{where}: config {args.config} does not exist"
+
+
+def test_serverless_target_runs_the_wheel_from_a_job_environment():
+    """Serverless jobs: the wheel is an environment dependency, tasks name the environment, no clusters."""
+    target = _bundle()["targets"]["serverless"]
+    jobs = target["resources"]["jobs"]
+    parser = build_parser()
+    variables = _variables()
+    artifact_glob = "../dist/*.whl"  # what the classic tasks install as a cluster library
+    classic = {name for name in _jobs()}
+    assert {name for name in jobs if name in classic} == classic  # the cluster jobs: paused in this target
+    for name in classic:
+        assert jobs[name] == {"schedule": {"pause_status": "PAUSED"}}
+    serverless = {name: job for name, job in jobs.items() if name not in classic}
+    assert set(serverless) == {"sparkdrift_baseline_serverless", "sparkdrift_detect_serverless"}
+    for name, job in serverless.items():
+        envs = {e["environment_key"]: e["spec"] for e in job["environments"]}
+        assert "job_clusters" not in job, name
+        for task in job["tasks"]:
+            assert not {"job_cluster_key", "new_cluster", "existing_cluster_id", "libraries"} & set(task), task
+            if "python_wheel_task" in task:
+                assert artifact_glob in envs[task["environment_key"]]["dependencies"], name
+                argv = [_resolve(str(p), variables) for p in task["python_wheel_task"]["parameters"]]
+                assert parser.parse_args(argv).command == task["task_key"]
+    keys = [t["task_key"] for t in serverless["sparkdrift_detect_serverless"]["tasks"]]
+    assert keys == [t["task_key"] for t in _jobs()["sparkdrift_detect"][1]["tasks"]]  # the same DAG as classic
 
 
 def test_the_config_the_jobs_read_validates():
@@ -240,7 +267,7 @@ def spark_submit_command(script: str, *args: str) -> list[str]:
     return [
         str(_spark_submit()),
         "--master", "local[2]",
-        "--packages", f"io.delta:delta-spark_2.12:{version('delta-spark')}",
+        "--packages", delta_package(),  # io.delta:delta-spark_2.13:4.0.x on Spark 4, _2.12:3.3.x on Spark 3.5
         "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
         "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "--conf", "spark.sql.session.timeZone=UTC",

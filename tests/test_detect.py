@@ -17,7 +17,7 @@ from sparkdrift.histograms import load_histograms
 from sparkdrift.tables import read_output
 from sparkdrift.windows import window_index
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.e2e]
 
 DAY0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 PER_DAY = 800

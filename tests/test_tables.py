@@ -1,12 +1,14 @@
 """Delta round trips through the session: paths, names, time travel, idempotent MERGE."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from sparkdrift.errors import TableError
 from sparkdrift.tables import latest_version, merge_rows, read_output, read_table, require_columns
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 
 
 def test_read_by_path_with_time_travel(spark, tmp_path):
@@ -80,3 +82,30 @@ def test_merge_is_idempotent(spark, tmp_path):
 
 def test_read_output_before_first_write(spark, tmp_path):
     assert read_output(spark, str(tmp_path / "none")) is None
+
+
+def test_names_are_quoted_part_by_part():
+    from sparkdrift.tables import name_parts, sql_name
+
+    assert sql_name("main.ml.churn") == "`main`.`ml`.`churn`"
+    assert sql_name("churn") == "`churn`"
+    assert name_parts("`my.cat`.s.`we``ird`") == ["my.cat", "s", "we`ird"]
+    assert sql_name("`my.cat`.s.`we``ird`") == "`my.cat`.`s`.`we``ird`"
+    assert sql_name("/data/x`y") == "delta.`/data/x``y`"
+    for bad in ("a..b", "a.b.c.d", "`open.b", "a."):
+        with pytest.raises(TableError, match=rf"table {re.escape(bad)}: not a valid table name"):
+            sql_name(bad)
+
+
+def test_three_part_names_and_temp_views_are_dropped(spark):
+    spark.sql("CREATE SCHEMA IF NOT EXISTS spark_catalog.sd_three")
+    name = "spark_catalog.sd_three.results"
+    df = spark.createDataFrame([("m", 1, 0.5)], "monitor string, window int, value double")
+    merge_rows(spark, df, name, ["monitor", "window"])
+    merge_rows(spark, spark.createDataFrame([("m", 1, 0.25), ("m", 2, 1.0)], df.schema), name, ["monitor", "window"])
+    assert latest_version(spark, name) == 1
+    assert sorted(tuple(r) for r in read_table(spark, name).df.collect()) == [("m", 1, 0.25), ("m", 2, 1.0)]
+    assert [tuple(r) for r in read_table(spark, name, version=0).df.collect()] == [("m", 1, 0.5)]
+    assert read_output(spark, "spark_catalog.sd_three.nothing_yet") is None
+    views = [t.name for t in spark.catalog.listTables() if t.isTemporary]
+    assert not [v for v in views if v.startswith("sparkdrift_merge_")], views
