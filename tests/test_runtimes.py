@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import NESTED as IN_NESTED_RUN
 from conftest import RUNTIME
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ SPARK35 = ["pyspark>=3.5.3,<3.6", "delta-spark>=3.3,<3.4"]
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(RUNTIME != "classic" or bool(os.environ.get(NESTED)),
+    pytest.mark.skipif(RUNTIME != "classic" or IN_NESTED_RUN,
                        reason="runs from the default (classic) suite only"),
 ]
 
