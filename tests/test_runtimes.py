@@ -148,6 +148,7 @@ def test_connect_demo_baseline_and_detect_match_classic(spark, tmp_path_factory)
     run = _cli("detect", "--config", str(cfg_file), "--as-of", AS_OF.replace(tzinfo=None).isoformat(), cwd=folder,
                SPARK_REMOTE="local[2]")
     assert "scan size unknown" not in run.stdout  # Connect returns the scan's plan metrics
+    assert "task time unknown" in run.stdout  # no status store under Connect: unknown, not 0
     assert _assert_same_metrics(spark, classic_metrics, str(folder / "cli-tables" / "drift_metrics")) == n
 
 
