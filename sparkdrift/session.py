@@ -142,6 +142,7 @@ def _connect_session(remote: str, **local) -> "SparkSession":
 
     builder = SparkSession.builder.remote(remote)
     if remote.startswith("local"):
+        _require_free_connect_port()
         conf = local_conf(**local)
         _executors_run_this_python(conf)
         for key, value in conf.items():
@@ -152,6 +153,23 @@ def _connect_session(remote: str, **local) -> "SparkSession":
     if remote.startswith("local"):
         _remember_local_connect_jars()
     return spark
+
+
+def _require_free_connect_port(port: int = 15002) -> None:
+    """A local Connect server listens on localhost:15002 and its client connects there: say so if it is taken."""
+    import socket
+
+    from sparkdrift.errors import SparkDriftError
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closing server's TIME_WAIT is no conflict
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            raise SparkDriftError(
+                f"SPARK_REMOTE=local...: port {port} is taken (another local Spark Connect server?); stop it, "
+                f"or use it with SPARK_REMOTE=sc://localhost:{port}"
+            ) from None
 
 
 def _remember_local_connect_jars() -> None:
