@@ -34,7 +34,8 @@ def slot_size(kind: str) -> int:
 
 def _double(c: "Column") -> "Column":
     """The column as a double, null where it does not convert (ANSI mode or not; Spark 3.5's Column has no try_cast)."""
-    return c.try_cast("double") if hasattr(c, "try_cast") else c.cast("double")
+    # hasattr on the class: a Spark 3.5 Column answers any attribute (as a struct field)
+    return c.try_cast("double") if hasattr(type(c), "try_cast") else c.cast("double")
 
 
 def key_and_value(kind: str, prediction: "Column", label: "Column", positive: str | None) -> tuple["Column", "Column"]:

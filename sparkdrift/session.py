@@ -115,10 +115,18 @@ def local_conf(*, shuffle_partitions: int = 4, ui: bool = False, warehouse_dir: 
     else:
         conf["spark.jars.packages"] = delta_package()
     # Executors run the driver's interpreter (a venv's console script works without activating it),
-    # unless the user chose one (PYSPARK_PYTHON, or spark.pyspark.python in their own confs).
+    # unless the user chose one (PYSPARK_PYTHON).
     if not os.environ.get("PYSPARK_PYTHON"):
         conf["spark.pyspark.python"] = sys.executable
     return conf
+
+
+def _executors_run_this_python(conf: dict[str, str]) -> None:
+    """PySpark picks the workers' interpreter from ``PYSPARK_PYTHON`` when it starts the JVM
+    (default: ``python3`` from PATH); the conf alone reaches only spark-submit's launcher."""
+    python = conf.get("spark.pyspark.python")
+    if python and not os.environ.get("PYSPARK_PYTHON"):
+        os.environ["PYSPARK_PYTHON"] = python
 
 
 def _utc_process() -> None:
@@ -134,7 +142,10 @@ def _connect_session(remote: str, **local) -> "SparkSession":
 
     builder = SparkSession.builder.remote(remote)
     if remote.startswith("local"):
-        for key, value in local_conf(**local).items():
+        _require_free_connect_port()
+        conf = local_conf(**local)
+        _executors_run_this_python(conf)
+        for key, value in conf.items():
             builder = builder.config(key, value)
     with warnings.catch_warnings():  # the server's static confs are refused again as session confs: harmless
         warnings.simplefilter("ignore", UserWarning)
@@ -142,6 +153,23 @@ def _connect_session(remote: str, **local) -> "SparkSession":
     if remote.startswith("local"):
         _remember_local_connect_jars()
     return spark
+
+
+def _require_free_connect_port(port: int = 15002) -> None:
+    """A local Connect server listens on localhost:15002 and its client connects there: say so if it is taken."""
+    import socket
+
+    from sparkdrift.errors import SparkDriftError
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closing server's TIME_WAIT is no conflict
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            raise SparkDriftError(
+                f"SPARK_REMOTE=local...: port {port} is taken (another local Spark Connect server?); stop it, "
+                f"or use it with SPARK_REMOTE=sc://localhost:{port}"
+            ) from None
 
 
 def _remember_local_connect_jars() -> None:
@@ -192,6 +220,7 @@ def get_session(
         for key in ("spark.jars", "spark.jars.packages", "spark.pyspark.python"):
             conf.pop(key, None)
         conf["spark.jars.packages"] = delta_package()
+    _executors_run_this_python(conf)
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

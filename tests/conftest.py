@@ -20,6 +20,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
 # Read once and removed, so commands the tests start (retrain triggers) see only their own variables.
 RUNTIME = os.environ.pop("SPARKDRIFT_TEST_RUNTIME", None) or "classic"
+NESTED = bool(os.environ.pop("SPARKDRIFT_NESTED_RUN", None))  # a run started by tests/test_runtimes.py
 if RUNTIME not in ("classic", "connect"):
     raise pytest.UsageError(f"SPARKDRIFT_TEST_RUNTIME={RUNTIME!r}: expected classic or connect")
 
