@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -270,7 +271,7 @@ def run_detect(
             run.set_tags({
                 "sparkdrift.severity": outcome.severity,
                 "sparkdrift.drifted_features": ",".join(sorted({f for d in decisions for f in d.drifted})) or "-",
-                "sparkdrift.actions": ",".join(f"{a.action}:{a.status}" for a in records) or "-",
+                "sparkdrift.actions": _actions_text(records),
                 "sparkdrift.null_timestamps": str(counted.null_timestamps),
                 "sparkdrift.noise_floor": _budget_text(cfg, baseline),
                 "sparkdrift.errors": str(sum(len(d.errors) for d in decisions)),
@@ -279,6 +280,12 @@ def run_detect(
         return outcome
     finally:
         meter.close()
+
+
+def _actions_text(records) -> str:
+    """``retrain:superseded x6, retrain:succeeded``: each action and status once, with its count."""
+    counts = Counter(f"{a.action}:{a.status}" for a in records)
+    return ", ".join(k if n == 1 else f"{k} x{n}" for k, n in counts.items()) or "-"
 
 
 def _budget_text(cfg: MonitorConfig, baseline) -> str:
