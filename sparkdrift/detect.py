@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 from sparkdrift.baseline import load_baseline
 from sparkdrift.config import MonitorConfig, duration_seconds, parse_timestamp
 from sparkdrift.cost import CostMeter
-from sparkdrift.drift import drift_results
+from sparkdrift.drift import alpha_per_test, drift_results, n_tests
 from sparkdrift.errors import TableError
 from sparkdrift.histograms import (
     Slot,
@@ -31,10 +32,10 @@ from sparkdrift.histograms import (
     write_histograms,
 )
 from sparkdrift.performance import SLOT, key_and_value, performance_results, slot_size
-from sparkdrift.drift import alpha_per_test, n_tests
 from sparkdrift.policy import WindowDecision, evaluate, score_statistic, severity_rank
 from sparkdrift.quality import quality_results
 from sparkdrift.results import DriftResult
+from sparkdrift.selection import try_cast
 from sparkdrift.tables import merge_rows, read_table, require_columns
 from sparkdrift.windows import as_utc, naive_utc, window_end, window_start
 
@@ -175,14 +176,21 @@ def run_detect(
         usable, issues = check_columns(prod.df, profiles)
         for issue in issues:
             log.warning("column %s in %s: %s (flagged, other columns proceed)", issue.feature, cfg.production.table, issue.detail)
-        rows = prod.df.filter(time_range_filter(cfg.production.timestamp_column, start, end))
+        ts = cfg.production.timestamp_column
+        # rows with no usable timestamp are read too (Delta's null counts skip files without any):
+        # they belong to no window, but they are counted and reported, never dropped unseen
+        rows = prod.df.filter(time_range_filter(ts, start, end) | try_cast(ts, "timestamp").isNull())
         slots = performance_slots(cfg, prod.df.columns)
         with meter.stage("count_windows"):
-            counted = count_windows(rows, usable, cfg.production.timestamp_column, g, slots)
-        windows = counted.windows
+            counted = count_windows(rows, usable, ts, g, slots)
+        windows = fill_empty_windows(counted.windows, start if done is not None else None, end, g, usable)
         if counted.null_timestamps:
-            log.warning("%d rows in %s have a null %s: counted in no window", counted.null_timestamps,
-                        cfg.production.table, cfg.production.timestamp_column)
+            log.warning("%d rows in %s have a null or unparsable %s: counted in no window", counted.null_timestamps,
+                        cfg.production.table, ts)
+        empty = [w for w in windows if w.rows == 0]
+        if empty:
+            log.warning("%d windows of %s have no rows (e.g. %s): flagged by the volume check", len(empty),
+                        cfg.production.table, naive_utc(empty[0].window_start))
         if not windows:
             return DetectOutcome(
                 f"no rows in {cfg.production.table} between {naive_utc(start) if start else 'the beginning'} "
@@ -263,7 +271,7 @@ def run_detect(
             run.set_tags({
                 "sparkdrift.severity": outcome.severity,
                 "sparkdrift.drifted_features": ",".join(sorted({f for d in decisions for f in d.drifted})) or "-",
-                "sparkdrift.actions": ",".join(f"{a.action}:{a.status}" for a in records) or "-",
+                "sparkdrift.actions": _actions_text(records),
                 "sparkdrift.null_timestamps": str(counted.null_timestamps),
                 "sparkdrift.noise_floor": _budget_text(cfg, baseline),
                 "sparkdrift.errors": str(sum(len(d.errors) for d in decisions)),
@@ -274,6 +282,12 @@ def run_detect(
         meter.close()
 
 
+def _actions_text(records) -> str:
+    """``retrain:superseded x6, retrain:succeeded``: each action and status once, with its count."""
+    counts = Counter(f"{a.action}:{a.status}" for a in records)
+    return ", ".join(k if n == 1 else f"{k} x{n}" for k, n in counts.items()) or "-"
+
+
 def _budget_text(cfg: MonitorConfig, baseline) -> str:
     """How the false-alarm budget was split, in words (MLflow tag, report, console)."""
     level = alpha_per_test(cfg, baseline)
@@ -281,6 +295,29 @@ def _budget_text(cfg: MonitorConfig, baseline) -> str:
         return "off (fixed thresholds only)"
     n = n_tests(cfg, baseline)
     return f"on: false-alarm budget {cfg.policy.false_alarm_rate:g} per window over {n} tests -> {level:.2g} per test"
+
+
+def fill_empty_windows(
+    windows: list[WindowHistograms], start: datetime | None, end: datetime, g: int, profiles
+) -> list[WindowHistograms]:
+    """Every complete window in range, an empty one where no row arrived (an outage is a result, not an absence).
+
+    From ``start`` (a run that continues stored windows) or else from the first
+    window with rows, up to ``end``.
+    """
+    from sparkdrift.profile import Histogram
+
+    first = start if start is not None else (windows[0].window_start if windows else None)
+    if first is None:
+        return windows
+    have = {as_utc(w.window_start) for w in windows}
+    out = list(windows)
+    t = as_utc(first)
+    while t < as_utc(end):
+        if t not in have:
+            out.append(WindowHistograms(t, window_end(t, g), 0, {p.name: Histogram.empty(p.n_bins) for p in profiles}))
+        t = window_end(t, g)
+    return sorted(out, key=lambda w: as_utc(w.window_start))
 
 
 def performance_slots(cfg: MonitorConfig, columns: list[str]) -> list[Slot]:

@@ -37,6 +37,7 @@ def format_summary(cfg: MonitorConfig, outcome) -> str:
     lines.append("")
     floors = {(r.window_start, r.feature, r.statistic): r.noise_floor
               for r in outcome.results if r.reference == "baseline" and r.noise_floor is not None}
+    lines.append(f"  score = {cfg.policy.score} over the columns, counting only values above their noise floor")
     lines.append(f"  {'window':<17} {'severity':<9} {'score':>6} {'drifted':>7}  features (statistic=value [noise floor])")
     for d in outcome.decisions:
         feats = "; ".join(
@@ -63,7 +64,10 @@ def format_summary(cfg: MonitorConfig, outcome) -> str:
         lines.append("  actions:")
         for a in outcome.actions:
             ran = f" -> run {a.retrain_run_id}" if getattr(a, "retrain_run_id", None) else ""
-            lines.append(f"    {a.action} ({a.kind}) for {a.window_start:%Y-%m-%d %H:%M}: {a.status}{ran}")
+            status = a.status
+            if a.action == "retrain" and status == "succeeded" and not (cfg.actions.retrain and cfg.actions.retrain.synchronous):
+                status = "launched (runs on its own; see its MLflow run)"
+            lines.append(f"    {a.action} ({a.kind}) for {a.window_start:%Y-%m-%d %H:%M}: {status}{ran}")
     else:
         lines.append("  actions: none")
     c = outcome.cost

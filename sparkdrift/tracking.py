@@ -72,6 +72,9 @@ MAX_TAG_VAL_LENGTH = 8000
 MAX_KEY_LENGTH = 250
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: MLflow 3 opens an experiment in its GenAI view unless it is tagged as model development
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 _BAD_KEY_CHARS = re.compile(r"[^\w.\- ]")
 _URI_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 DEFAULT_UI = "http://127.0.0.1:5000"
@@ -258,7 +261,8 @@ def _experiment_id(client, name: str, tracking_uri: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is None:
         try:
-            return client.create_experiment(name, artifact_location=_artifact_location(tracking_uri, name))
+            return client.create_experiment(name, artifact_location=_artifact_location(tracking_uri, name),
+                                            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
         except MlflowException as exc:  # created concurrently by another job
             if getattr(exc, "error_code", None) != "RESOURCE_ALREADY_EXISTS":
                 raise
@@ -267,6 +271,8 @@ def _experiment_id(client, name: str, tracking_uri: str) -> str:
                 raise
     if exp.lifecycle_stage == "deleted":
         client.restore_experiment(exp.experiment_id)
+    if EXPERIMENT_KIND_TAG not in (exp.tags or {}):
+        client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return exp.experiment_id
 
 

@@ -162,6 +162,7 @@ def test_demo_mlflow_store_has_the_detect_run(demo):
     assert len(floors) == 14 and all(0 < m.value < 0.1 for m in floors)  # ~3,600 rows a day
     assert run.data.tags["sparkdrift.noise_floor"].startswith("on: false-alarm budget 0.01 per window over ")
     assert run.data.tags["sparkdrift.errors"] == "0"
+    assert run.data.tags["sparkdrift.actions"] == "retrain:superseded x6, retrain:succeeded"  # short enough to read
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"drift_report.html", "drift_report.json"} <= artifacts
 

@@ -94,3 +94,27 @@ def test_cli_exit_code_when_mlflow_is_required(spark, tmp_path, webhook, capsys)
     assert code == 4
     assert "MLflow: NOT logged (" in out and "results, histograms and actions are in the tables" in out
     assert read_output(spark, cfg.output_table("metrics")).count() > 0
+
+
+def test_null_timestamps_are_counted_and_an_outage_is_a_flagged_window(spark, tmp_path):
+    """10 % of rows without a timestamp are reported, not dropped; a day with no rows is an empty, flagged window."""
+    rng = np.random.default_rng(9)
+    spark.createDataFrame([(float(x),) for x in rng.normal(0, 1, 3000)], "x double").write.format("delta").save(
+        str(tmp_path / "train"))
+    days = [0, 1, 2, 3, 5]  # day 4: an outage
+    rows = [((DAY0 + timedelta(days=d, seconds=int(s))).replace(tzinfo=None), float(x))
+            for d in days for s, x in zip(rng.integers(0, 86400, PER_DAY), rng.normal(0, 1, PER_DAY))]
+    rows += [(None, float(x)) for x in rng.normal(0, 1, 250)]
+    spark.createDataFrame(rows, "ts timestamp, x double").write.format("delta").save(str(tmp_path / "log"))
+    cfg = parse_config({**_config(tmp_path), "mlflow": {"enabled": False}, "actions": {}}, "faults.yaml")
+    save_baseline(spark, cfg, build_baseline(spark, cfg))
+    out = run_detect(spark, cfg, as_of=DAY0 + timedelta(days=6, hours=2))
+    assert out.null_timestamps == 250
+    assert [(w.window_start.day, w.rows) for w in out.windows] == [(1, PER_DAY), (2, PER_DAY), (3, PER_DAY),
+                                                                    (4, PER_DAY), (5, 0), (6, PER_DAY)]
+    volume = {r.window_start.day: r for r in out.results if r.statistic == "volume_ratio"}
+    assert volume[5].value == 0.0 and volume[5].drifted and not volume[6].drifted
+    outage = [d for d in out.decisions if d.window_start.day == 5][0]
+    assert outage.severity != "none" and not outage.errors  # flagged by the volume rule; empty is not an error
+    stored = read_output(spark, cfg.output_table("histograms")).filter("window_start = '2026-04-05'").collect()
+    assert stored and all(r["rows"] == 0 for r in stored)

@@ -31,6 +31,24 @@ def _exact(y, score):
     return {"accuracy": float((pred == y).mean()), "recall": float((pred & y).sum() / y.sum())}
 
 
+def _config(tmp_path, monitor: str, max_delay: str):
+    """Tables under tmp_path: train, log (production) and labels, joined on id."""
+    return parse_config(
+        {
+            "monitor": monitor,
+            "baseline": {"table": str(tmp_path / "train")},
+            "production": {"table": str(tmp_path / "log"), "timestamp_column": "ts", "lateness": "1h"},
+            "features": {"numeric": ["x"]},
+            "id_column": "id",
+            "prediction": {"columns": ["score"]},
+            "label": {"table": str(tmp_path / "labels"), "id_column": "id", "column": "y", "max_delay": max_delay},
+            "output": {"location": str(tmp_path / "tables")},
+            "mlflow": {"enabled": False},
+        },
+        f"{monitor}.yaml",
+    )
+
+
 def test_late_labels_update_the_earlier_window(spark, tmp_path):
     rng = np.random.default_rng(3)
     days = [_day(rng, d, d * N) for d in range(4)]
@@ -38,20 +56,7 @@ def test_late_labels_update_the_earlier_window(spark, tmp_path):
     spark.createDataFrame([r for rows, *_ in days[:3] for r in rows], schema).write.format("delta").save(str(tmp_path / "log"))
     spark.createDataFrame(days[0][0], schema).drop("ts").write.format("delta").save(str(tmp_path / "train"))
     spark.createDataFrame(days[0][1], "id long, y int").write.format("delta").save(str(tmp_path / "labels"))
-    cfg = parse_config(
-        {
-            "monitor": "labels",
-            "baseline": {"table": str(tmp_path / "train")},
-            "production": {"table": str(tmp_path / "log"), "timestamp_column": "ts", "lateness": "1h"},
-            "features": {"numeric": ["x"]},
-            "id_column": "id",
-            "prediction": {"columns": ["score"]},
-            "label": {"table": str(tmp_path / "labels"), "id_column": "id", "column": "y", "max_delay": "7d"},
-            "output": {"location": str(tmp_path / "tables")},
-            "mlflow": {"enabled": False},
-        },
-        "labels.yaml",
-    )
+    cfg = _config(tmp_path, "labels", max_delay="7d")
     save_baseline(spark, cfg, build_baseline(spark, cfg))
 
     first = run_detect(spark, cfg, as_of=DAY0 + timedelta(days=3, hours=2))
@@ -93,20 +98,7 @@ def test_a_backfill_scores_every_labelled_window(spark, tmp_path):
     spark.createDataFrame(days[0][0], schema).drop("ts").write.format("delta").save(str(tmp_path / "train"))
     spark.createDataFrame([l for _, labels, *_ in days for l in labels], "id long, y int").write.format("delta").save(
         str(tmp_path / "labels"))
-    cfg = parse_config(
-        {
-            "monitor": "backfill",
-            "baseline": {"table": str(tmp_path / "train")},
-            "production": {"table": str(tmp_path / "log"), "timestamp_column": "ts", "lateness": "1h"},
-            "features": {"numeric": ["x"]},
-            "id_column": "id",
-            "prediction": {"columns": ["score"]},
-            "label": {"table": str(tmp_path / "labels"), "id_column": "id", "column": "y", "max_delay": "1d"},
-            "output": {"location": str(tmp_path / "tables")},
-            "mlflow": {"enabled": False},
-        },
-        "backfill.yaml",
-    )
+    cfg = _config(tmp_path, "backfill", max_delay="1d")
     save_baseline(spark, cfg, build_baseline(spark, cfg))
     out = run_detect(spark, cfg, as_of=DAY0 + timedelta(days=6, hours=2))
     auc = {r.window_start.day: r.value for r in out.results if r.signal == "performance" and r.statistic == "auc"}

@@ -96,6 +96,7 @@ def test_run_in_named_experiment_with_params_and_tags(uri, tmp_path, monkeypatch
 
     exp = client.get_experiment_by_name("sparkdrift/churn_model")
     assert exp is not None and run.info.experiment_id == exp.experiment_id
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # MLflow 3: the model view, not GenAI
     # artifacts of a SQLite store sit next to the database, not in the CWD
     assert exp.artifact_location.startswith((tmp_path / "mlartifacts").as_uri())
     got = client.get_run(run.info.run_id)
