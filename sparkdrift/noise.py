@@ -41,6 +41,7 @@ from scipy import stats as st
 from sparkdrift.profile import FeatureProfile, Histogram
 from sparkdrift.stats import (
     StatParams,
+    baseline_std,
     chi2_rows,
     hellinger_rows,
     js_rows,
@@ -48,6 +49,7 @@ from sparkdrift.stats import (
     linf_rows,
     psi_rows,
     tv_rows,
+    valid_total,
 )
 
 #: Bootstrap draws per (feature, window-size bucket): ~5 ms for 12 bins.
@@ -196,12 +198,6 @@ def _bridge_mean(profile: FeatureProfile) -> float:
     return math.sqrt(2.0 / math.pi) * float(integral)
 
 
-def _std(profile: FeatureProfile) -> float:
-    if profile.std is not None and math.isfinite(profile.std):
-        return profile.std
-    return profile.baseline.std
-
-
 def noise_floor(
     name: str,
     profile: FeatureProfile,
@@ -221,7 +217,7 @@ def noise_floor(
         return _null_rate_floor(profile, window, alpha)
     if profile.all_null:
         return None
-    n, m = _valid(profile, window), _valid(profile, reference)
+    n, m = valid_total(profile, window), valid_total(profile, reference)
     if n == 0 or m == 0:
         return None
     nb, mb = bucket(n), bucket(m)
@@ -233,7 +229,7 @@ def noise_floor(
         return _ks_floor(nb, mb, alpha)
     if name == "ks_robust":
         return _ks_floor(nb, mb, alpha) - ks_critical_value(n, m, params.ks_alpha)
-    sd = _std(profile)
+    sd = baseline_std(profile)
     if not (sd > 0):
         return None
     scale = math.sqrt(1.0 / n + 1.0 / m)
@@ -242,11 +238,6 @@ def noise_floor(
     if name == "mean_shift":
         return scale * float(st.norm.isf(alpha / 2.0))
     return None
-
-
-def _valid(profile: FeatureProfile, h: Histogram) -> int:
-    core = int(h.counts.sum()) + int(h.underflow) + int(h.overflow)
-    return core if profile.kind == "numeric" else int(h.counts.sum()) + int(h.unseen)
 
 
 def _null_rate_floor(profile: FeatureProfile, window: Histogram, alpha: float) -> float | None:

@@ -74,13 +74,7 @@ def metrics(kind: str, h: Histogram, threshold: float = 0.5) -> dict[str, tuple[
             "mae": (_safe(h.value_sum, n), None, None),
             "rmse": (math.sqrt(h.value_sum_sq / n) if n else math.nan, None, None),
         }
-    if kind == "class":
-        tn, fp, fn, tp = (int(c) for c in h.counts)
-    else:
-        neg, pos = h.counts[:SCORE_BINS].astype(float), h.counts[SCORE_BINS:].astype(float)
-        k = int(round(threshold * SCORE_BINS))
-        tp, fn = int(pos[k:].sum()), int(pos[:k].sum())
-        fp, tn = int(neg[k:].sum()), int(neg[:k].sum())
+    tn, fp, fn, tp = _confusion(kind, h, threshold)
     n = tp + tn + fp + fn
     precision = _safe(tp, tp + fp)
     recall = _safe(tp, tp + fn)
@@ -92,8 +86,18 @@ def metrics(kind: str, h: Histogram, threshold: float = 0.5) -> dict[str, tuple[
         "f1": (f1, None, None),
     }
     if kind == "score":
-        out["auc"] = auc_with_bounds(neg, pos)
+        out["auc"] = auc_with_bounds(h.counts[:SCORE_BINS].astype(float), h.counts[SCORE_BINS:].astype(float))
     return out
+
+
+def _confusion(kind: str, h: Histogram, threshold: float) -> tuple[int, int, int, int]:
+    """(tn, fp, fn, tp) of a class or score performance histogram (scores at or above ``threshold`` are positive)."""
+    if kind == "class":
+        tn, fp, fn, tp = (int(c) for c in h.counts)
+        return tn, fp, fn, tp
+    neg, pos = h.counts[:SCORE_BINS], h.counts[SCORE_BINS:]
+    k = int(round(threshold * SCORE_BINS))
+    return int(neg[:k].sum()), int(neg[k:].sum()), int(pos[:k].sum()), int(pos[k:].sum())
 
 
 def auc_with_bounds(neg: np.ndarray, pos: np.ndarray) -> tuple[float, float | None, float | None]:
@@ -115,12 +119,7 @@ def sample_sizes(kind: str, h: Histogram, threshold: float = 0.5) -> dict[str, t
     """The counts each metric is a share of (its sampling noise): rows, predicted and actual positives, classes."""
     if kind == "regression":
         return {}
-    if kind == "class":
-        tn, fp, fn, tp = (int(c) for c in h.counts)
-    else:
-        neg, pos = h.counts[:SCORE_BINS], h.counts[SCORE_BINS:]
-        k = int(round(threshold * SCORE_BINS))
-        tp, fn, fp, tn = int(pos[k:].sum()), int(pos[:k].sum()), int(neg[k:].sum()), int(neg[:k].sum())
+    tn, fp, fn, tp = _confusion(kind, h, threshold)
     return {
         "accuracy": (tp + tn + fp + fn,),
         "precision": (tp + fp,),

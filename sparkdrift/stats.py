@@ -133,7 +133,8 @@ def _numeric_total(h: Histogram) -> int:
     return int(h.counts.sum()) + int(h.underflow) + int(h.overflow)
 
 
-def _valid_total(profile: FeatureProfile, h: Histogram) -> int:
+def valid_total(profile: FeatureProfile, h: Histogram) -> int:
+    """Rows with a value the distribution statistics use (numeric: binned + under/overflow; categorical: + unseen)."""
     return _numeric_total(h) if profile.kind == "numeric" else int(h.counts.sum()) + int(h.unseen)
 
 
@@ -141,9 +142,9 @@ def _require_mass(profile: FeatureProfile, reference: Histogram, window: Histogr
     """Why a distribution comparison is undefined, checked in a fixed order."""
     if profile.all_null:
         raise _Undefined("all-null baseline")
-    if _valid_total(profile, reference) == 0:
+    if valid_total(profile, reference) == 0:
         raise _Undefined("empty reference" if reference.n_rows == 0 else "all-null reference")
-    if _valid_total(profile, window) == 0:
+    if valid_total(profile, window) == 0:
         raise _Undefined("empty window" if window.n_rows == 0 else "all-null window")
 
 
@@ -601,7 +602,7 @@ def _model_error(pieces: tuple[np.ndarray, ...]) -> float:
     return float(np.sum(mass * width) / 2.0)
 
 
-def _baseline_std(profile: FeatureProfile) -> float:
+def baseline_std(profile: FeatureProfile) -> float:
     """Baseline std, exactly 0 when the baseline is constant (one cut: min == max).
 
     ``Histogram.std`` comes from sums of squares and can leave a tiny non-zero
@@ -617,7 +618,7 @@ def _baseline_std(profile: FeatureProfile) -> float:
 
 def _baseline_scale(profile: FeatureProfile, raw: float) -> float:
     """Divide by the baseline std; 0/0 (identical constant) is 0, x/0 is undefined."""
-    sd = _baseline_std(profile)
+    sd = baseline_std(profile)
     if sd == 0.0:
         if raw == 0.0:
             return 0.0
@@ -641,7 +642,7 @@ def wasserstein(
     w = wasserstein_from_pieces(pa, pb)
     err = _model_error(pa) + _model_error(pb)
     value = _baseline_scale(profile, w)
-    sd = _baseline_std(profile)
+    sd = baseline_std(profile)
     if sd == 0.0:  # only reached when w == 0: identical distributions
         return _result("wasserstein", 0.0, lower=0.0, upper=0.0 if err == 0.0 else None)
     return _result("wasserstein", value, lower=max(w - err, 0.0) / sd, upper=(w + err) / sd)
@@ -772,12 +773,14 @@ __all__ = [
     "ks_pvalue",
     "ks_pvalue_range",
     "ks_robust",
+    "baseline_std",
     "linf",
     "mean_shift",
     "null_rate_delta",
     "psi",
     "psi_from_counts",
     "tv",
+    "valid_total",
     "wasserstein",
     "wasserstein_from_pieces",
 ]
