@@ -22,7 +22,7 @@ PSI here is ``sum (p - q) ln(p / q)``, zero proportions replaced by epsilon
 (the rule sparkdrift documents; with deciles it never triggers).
 
 Not timed, first repeat only (for the accuracy section): the PSI with
-sparkdrift's own binning rule (`sparkdrift.binning.make_edges`/`coarse_starts`)
+sparkdrift's own binning rule (`sparkdrift.core.binning.make_edges`/`coarse_starts`)
 on *exact* inverted-CDF quantiles of the fine grid, which isolates the error of
 ``percentile_approx`` from the difference between the two binning rules.
 """
@@ -164,7 +164,7 @@ def run_once(spark, g: Generated, *, top_k: int, epsilon: float, t0: datetime, d
 
 def rule_psi(kept: dict, g: Generated, *, fine_bins: int, coarse_bins: int, epsilon: float, days: int) -> dict:
     """PSI with sparkdrift's binning rule on exact quantiles (not timed): isolates percentile_approx's error."""
-    from sparkdrift.binning import coarse_starts, make_edges, quantile_probabilities
+    from sparkdrift.core.binning import coarse_starts, make_edges, quantile_probabilities
 
     probs = quantile_probabilities(fine_bins)
     out: dict[str, dict[int, float]] = {}

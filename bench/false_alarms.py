@@ -74,13 +74,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sparkdrift.binning import count_categorical, count_numeric  # noqa: E402
+from sparkdrift.core.binning import count_categorical, count_numeric  # noqa: E402
 from sparkdrift.config import MonitorConfig, parse_config  # noqa: E402
-from sparkdrift import drift as _drift  # noqa: E402
-from sparkdrift.drift import drift_results  # noqa: E402
-from sparkdrift.histograms import WindowHistograms  # noqa: E402
-from sparkdrift.policy import LEVELS, above_noise, evaluate, score_statistic, severity_rank  # noqa: E402
-from sparkdrift.profile import BaselineProfile, FeatureProfile, Histogram  # noqa: E402
+from sparkdrift.core import drift as _drift  # noqa: E402
+from sparkdrift.core.drift import drift_results  # noqa: E402
+from sparkdrift.spark.histograms import WindowHistograms  # noqa: E402
+from sparkdrift.core.policy import LEVELS, above_noise, evaluate, score_statistic, severity_rank  # noqa: E402
+from sparkdrift.core.profile import BaselineProfile, FeatureProfile, Histogram  # noqa: E402
 from tests.helpers import categorical_profile, numeric_profile  # noqa: E402
 
 SEVERITIES = ("none", *LEVELS)
@@ -677,9 +677,9 @@ def floor_check(specs, baseline, cfg, n: int, draws: int, rng) -> dict:
     level; the sum over features is about the chance that some PSI is above its floor in a window (which,
     at n where every floor exceeds policy.levels.minor, is the score rule's false-alarm rate).
     """
-    from sparkdrift.drift import params_for
-    from sparkdrift.noise import noise_floor
-    from sparkdrift.stats import js_rows, psi_rows
+    from sparkdrift.core.drift import params_for
+    from sparkdrift.core.noise import noise_floor
+    from sparkdrift.core.stats import js_rows, psi_rows
 
     alpha = test_level(cfg, baseline)
     params = params_for(cfg)

@@ -309,7 +309,7 @@ def profile_pass(spark, g: Generated, profile, meter: Meter, repeat: int, cfg) -
     from bench import jfr
     from bench.variants import arrow_noop, count_windows_stack, same_windows
     from sparkdrift.baseline import build_baseline
-    from sparkdrift.histograms import count_windows, partial_counts, time_range_filter
+    from sparkdrift.spark.histograms import count_windows, partial_counts, time_range_filter
 
     t0 = datetime.fromisoformat(g.t0)
     prod = spark.read.format("delta").load(g.production).filter(time_range_filter("ts", None, t0 + timedelta(days=DAYS)))
@@ -367,13 +367,13 @@ class ScanLog(logging.Handler):
 
 
 class ReportTimer:
-    """Times `sparkdrift.report.write_report` inside detect runs (instrumentation only)."""
+    """Times `sparkdrift.sinks.report.write_report` inside detect runs (instrumentation only)."""
 
     def __init__(self):
         self.seconds = 0.0
 
     def __enter__(self):
-        from sparkdrift import report
+        from sparkdrift.sinks import report
 
         self._orig = report.write_report
 
@@ -388,7 +388,7 @@ class ReportTimer:
         return self
 
     def __exit__(self, *exc):
-        from sparkdrift import report
+        from sparkdrift.sinks import report
 
         report.write_report = self._orig
         return False
@@ -498,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     warmup_s = time.perf_counter() - t
     print(f"warm-up {warmup_s:.1f} s", flush=True)
 
-    from sparkdrift.cost import CostMeter
+    from sparkdrift.spark.cost import CostMeter
 
     def metered(label, fn):
         m = CostMeter(spark, label)

@@ -1,4 +1,4 @@
-"""The benchmark's SparkSession: `sparkdrift.session.get_session`'s local Delta config plus memory settings.
+"""The benchmark's SparkSession: `sparkdrift.spark.session.get_session`'s local Delta config plus memory settings.
 
 Built here rather than through ``get_session`` because the driver memory must
 be set before the JVM starts, and the benchmark wants a fresh JVM per process

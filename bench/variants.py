@@ -3,7 +3,7 @@
 Nothing here is used by sparkdrift.
 
 * ``count_windows_stack``: the pass sparkdrift used before the numpy
-  counting (`sparkdrift.counting`): every row becomes one (window, column,
+  counting (`sparkdrift.spark.counting`): every row becomes one (window, column,
   key, value) entry per column with ``stack`` (numeric keys from Spark ML's
   ``Bucketizer``, category keys from a CASE/InSet), grouped by a hash
   aggregate. Kept to show what the switch is worth on the same data, and
@@ -16,17 +16,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sparkdrift import histograms as H
-from sparkdrift.binning import bin_splits
-from sparkdrift.counting import INVALID, MOMENTS, NAN, NULL, UNSEEN
-from sparkdrift.selection import categorical_expr, numeric_expr
-from sparkdrift.tables import qcol
-from sparkdrift.windows import window_start_column
+from sparkdrift.spark import histograms as H
+from sparkdrift.core.binning import bin_splits
+from sparkdrift.spark.counting import INVALID, MOMENTS, NAN, NULL, UNSEEN
+from sparkdrift.spark.selection import categorical_expr, numeric_expr
+from sparkdrift.store.tables import qcol
+from sparkdrift.core.windows import window_start_column
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-    from sparkdrift.profile import FeatureProfile
+    from sparkdrift.core.profile import FeatureProfile
 
 
 def _categorical_key(p: "FeatureProfile", raw: "Column") -> "Column":

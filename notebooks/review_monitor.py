@@ -52,13 +52,13 @@ PLOT_PATH = _param("plot_path", "SPARKDRIFT_PLOT", "").strip()
 # COMMAND ----------
 
 from sparkdrift.config import duration_seconds, load_config
-from sparkdrift.tables import read_output
+from sparkdrift.store.tables import read_output
 
 cfg = load_config(CONFIG)
 try:
     spark  # noqa: B018 - the session a Databricks notebook has
 except NameError:
-    from sparkdrift.session import get_session
+    from sparkdrift.spark.session import get_session
 
     spark = get_session("sparkdrift-review")
 
@@ -79,8 +79,8 @@ from datetime import datetime, timedelta, timezone
 
 from pyspark.sql import functions as F
 
-from sparkdrift.policy import evaluate
-from sparkdrift.results import DriftResult
+from sparkdrift.core.policy import evaluate
+from sparkdrift.core.results import DriftResult
 
 _RESULT_FIELDS = [f.name for f in dataclasses.fields(DriftResult)]
 
@@ -191,7 +191,7 @@ else:
 
 from pathlib import Path
 
-from sparkdrift.tracking import run_url
+from sparkdrift.sinks.tracking import run_url
 
 latest_run_id = run_of_window.get(latest.window_start) if latest is not None else None
 if latest_run_id and cfg.mlflow.enabled:

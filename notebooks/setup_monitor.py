@@ -70,12 +70,12 @@ BUILD = _param("build", "true").lower() in ("1", "true", "yes")
 
 # COMMAND ----------
 
-from sparkdrift.tables import read_table
+from sparkdrift.store.tables import read_table
 
 try:
     spark  # noqa: B018 - the session a Databricks notebook has
 except NameError:
-    from sparkdrift.session import get_session
+    from sparkdrift.spark.session import get_session
 
     spark = get_session("sparkdrift-setup")
 
@@ -93,7 +93,7 @@ for what, read in (("baseline", baseline_read), ("production", production_read))
 # COMMAND ----------
 
 from sparkdrift.config import parse_config
-from sparkdrift.selection import select_columns
+from sparkdrift.spark.selection import select_columns
 
 definition = {
     "monitor": MONITOR,

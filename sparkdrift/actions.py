@@ -1,7 +1,7 @@
 """What happens after a verdict: log, alert, retrain — with cooldown, dedup, dry-run and lineage.
 
 ``apply_actions`` runs after the detect job has decided each window's severity
-(``sparkdrift.policy.evaluate``). Every decision is logged (logger
+(``sparkdrift.core.policy.evaluate``). Every decision is logged (logger
 ``sparkdrift.actions``). Then, as configured in ``actions``:
 
 - **alert** (``actions.webhook``): a Slack-compatible JSON POST, with retries,
@@ -80,7 +80,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from sparkdrift.config import MonitorConfig, Retrain, Webhook, duration_seconds
 from sparkdrift.errors import ActionError
-from sparkdrift.policy import WindowDecision, at_least, severity_rank
+from sparkdrift.core.policy import WindowDecision, at_least, severity_rank
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -240,7 +240,7 @@ def read_actions(spark: "SparkSession", cfg: MonitorConfig) -> list[ActionRecord
     """The monitor's rows of the actions table (empty before the first write)."""
     from pyspark.sql import functions as F
 
-    from sparkdrift.tables import read_output
+    from sparkdrift.store.tables import read_output
 
     df = read_output(spark, cfg.output_table("actions"))
     if df is None:
@@ -256,7 +256,7 @@ def read_actions(spark: "SparkSession", cfg: MonitorConfig) -> list[ActionRecord
 
 def _write_records(spark: "SparkSession", table: str, records: list[ActionRecord]) -> None:
     """MERGE rows into the actions table on dedup_key (one Delta commit)."""
-    from sparkdrift.tables import merge_rows
+    from sparkdrift.store.tables import merge_rows
 
     by_key = {r.dedup_key: r for r in records}
     df = spark.createDataFrame([r.to_row() for r in by_key.values()], ACTIONS_SCHEMA)

@@ -43,14 +43,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sparkdrift import counting
-from sparkdrift.binning import bin_splits, coarse_starts, make_edges, quantile_probabilities
-from sparkdrift.counting import NAN, NULL
+from sparkdrift.spark import counting
+from sparkdrift.core.binning import bin_splits, coarse_starts, make_edges, quantile_probabilities
+from sparkdrift.spark.counting import NAN, NULL
 from sparkdrift.errors import BaselineError, TableError
-from sparkdrift.performance import slot_size
-from sparkdrift.profile import BaselineProfile, FeatureProfile, Histogram
-from sparkdrift.selection import ColumnSpec, categorical_expr, numeric_expr, select_columns
-from sparkdrift.tables import TableRead, merge_rows, read_output, read_table
+from sparkdrift.core.performance import slot_size
+from sparkdrift.core.profile import BaselineProfile, FeatureProfile, Histogram
+from sparkdrift.spark.selection import ColumnSpec, categorical_expr, numeric_expr, select_columns
+from sparkdrift.store.tables import TableRead, merge_rows, read_output, read_table
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -258,7 +258,7 @@ def _scan_counts(
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from sparkdrift.histograms import PASS_CONF, map_partials, sql_conf, sum_partials
+    from sparkdrift.spark.histograms import PASS_CONF, map_partials, sql_conf, sum_partials
 
     count_specs: list[counting.Spec] = []
     for i, s in enumerate(specs):
@@ -296,8 +296,8 @@ def _performance_columns(cfg: "MonitorConfig", columns: list[str]) -> tuple["Col
     The same expressions as the production pass (`performance.key_and_value`), so the
     baseline's performance is comparable with every window's.
     """
-    from sparkdrift.performance import key_and_value
-    from sparkdrift.tables import qcol
+    from sparkdrift.core.performance import key_and_value
+    from sparkdrift.store.tables import qcol
 
     label = cfg.label.column
     if not label or not cfg.prediction.columns:

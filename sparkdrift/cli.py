@@ -23,7 +23,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _session(args: argparse.Namespace):
-    from sparkdrift.session import get_session
+    from sparkdrift.spark.session import get_session
 
     return get_session(f"sparkdrift-{args.command}")
 
@@ -48,7 +48,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     from sparkdrift.config import load_config, parse_timestamp
     from sparkdrift.errors import ConfigError
     from sparkdrift.detect import run_detect
-    from sparkdrift.summary import format_summary
+    from sparkdrift.sinks.console import format_summary
 
     cfg = load_config(args.config)
     as_of = None
@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("sparkdrift: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        from sparkdrift.session import executor_import_error
+        from sparkdrift.spark.session import executor_import_error
 
         hint = executor_import_error(exc)
         if hint is None:

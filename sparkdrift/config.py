@@ -507,7 +507,7 @@ def _build(cls: type, data: Any, path: str) -> Any:
 
 
 def _check_thresholds(cfg: MonitorConfig) -> None:
-    from sparkdrift.stats import STATISTICS
+    from sparkdrift.core.stats import STATISTICS
 
     tables = {"thresholds": cfg.thresholds, "prediction_thresholds": cfg.prediction_thresholds}
     for feat, t in cfg.feature_thresholds.items():
@@ -542,7 +542,7 @@ def _check_consistency(cfg: MonitorConfig) -> None:
         raise _Invalid("policy.score", f"expected share_drifted, mean_shift, mean:<statistic> or max:<statistic>, got {_describe(score)}")
     stat = cfg.policy.persistence.statistic
     if stat is not None:
-        from sparkdrift.stats import STATISTICS
+        from sparkdrift.core.stats import STATISTICS
 
         if stat not in STATISTICS:
             raise _Invalid("policy.persistence.statistic", f"unknown statistic {_describe(stat)}")

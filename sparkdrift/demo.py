@@ -206,7 +206,7 @@ def make_demo_data(
     the same arguments they are left untouched (no new Delta versions, so a
     rerun keeps the same baseline id); otherwise they are overwritten.
     """
-    from sparkdrift.tables import table_exists
+    from sparkdrift.store.tables import table_exists
 
     folder = Path(folder).resolve()
     paths = demo_tables(folder)
@@ -313,7 +313,7 @@ def _fallback_summary(cfg: MonitorConfig, outcome: "DetectOutcome") -> str:
 
 def _summary(cfg: MonitorConfig, outcome: "DetectOutcome") -> str:
     try:
-        from sparkdrift.summary import format_summary
+        from sparkdrift.sinks.console import format_summary
     except ImportError:
         return _fallback_summary(cfg, outcome)
     return format_summary(cfg, outcome)
@@ -350,7 +350,7 @@ def _latest_report(cfg: MonitorConfig, outcome: "DetectOutcome", run) -> Path | 
 
 def where_to_look(cfg: MonitorConfig, outcome: "DetectOutcome", folder: Path, tables: dict[str, str]) -> str:
     """How to open the results: MLflow UI command, latest run, report, tables, the rerun commands."""
-    from sparkdrift.tracking import run_url
+    from sparkdrift.sinks.tracking import run_url
 
     run = None
     try:

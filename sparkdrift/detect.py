@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 from sparkdrift.baseline import load_baseline
 from sparkdrift.config import MonitorConfig, duration_seconds, parse_timestamp
-from sparkdrift.cost import CostMeter
-from sparkdrift.drift import alpha_per_test, drift_results, n_tests
+from sparkdrift.spark.cost import CostMeter
+from sparkdrift.core.drift import alpha_per_test, drift_results, n_tests
 from sparkdrift.errors import TableError
-from sparkdrift.histograms import (
+from sparkdrift.spark.histograms import (
     Slot,
     WindowHistograms,
     check_columns,
@@ -31,13 +31,13 @@ from sparkdrift.histograms import (
     time_range_filter,
     write_histograms,
 )
-from sparkdrift.performance import SLOT, key_and_value, performance_results, slot_size
-from sparkdrift.policy import WindowDecision, evaluate, score_statistic, severity_rank
-from sparkdrift.quality import quality_results
-from sparkdrift.results import DriftResult
-from sparkdrift.selection import try_cast
-from sparkdrift.tables import merge_rows, read_table, require_columns
-from sparkdrift.windows import as_utc, naive_utc, window_end, window_start
+from sparkdrift.core.performance import SLOT, key_and_value, performance_results, slot_size
+from sparkdrift.core.policy import WindowDecision, evaluate, score_statistic, severity_rank
+from sparkdrift.core.quality import quality_results
+from sparkdrift.core.results import DriftResult
+from sparkdrift.spark.selection import try_cast
+from sparkdrift.store.tables import merge_rows, read_table, require_columns
+from sparkdrift.core.windows import as_utc, naive_utc, window_end, window_start
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -151,7 +151,8 @@ def run_detect(
 ) -> DetectOutcome:
     """Detect drift in every newly completed window; safe to rerun (MERGE, dedup)."""
     from sparkdrift import actions as actions_mod
-    from sparkdrift import report, tracking
+    from sparkdrift.sinks import report
+    from sparkdrift.sinks import tracking
 
     as_of = as_utc(as_of or datetime.now(timezone.utc))
     g = duration_seconds(cfg.production.granularity)
@@ -305,7 +306,7 @@ def fill_empty_windows(
     From ``start`` (a run that continues stored windows) or else from the first
     window with rows, up to ``end``.
     """
-    from sparkdrift.profile import Histogram
+    from sparkdrift.core.profile import Histogram
 
     first = start if start is not None else (windows[0].window_start if windows else None)
     if first is None:
@@ -322,7 +323,7 @@ def fill_empty_windows(
 
 def performance_slots(cfg: MonitorConfig, columns: list[str]) -> list[Slot]:
     """The performance slot when labels sit in the production table itself (same pass, no extra scan)."""
-    from sparkdrift.tables import qcol
+    from sparkdrift.store.tables import qcol
 
     label = cfg.label.column
     if cfg.label.table or not label or not cfg.prediction.columns or label not in columns:
@@ -347,7 +348,7 @@ def labels_pass(
     This is the one extra read of production rows, limited to that range and
     to id, time and prediction.
     """
-    from sparkdrift.tables import qcol
+    from sparkdrift.store.tables import qcol
 
     lab = read_table(spark, cfg.label.table)
     require_columns(lab, [cfg.label.id_column, cfg.label.column])

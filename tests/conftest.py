@@ -42,7 +42,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
-    from sparkdrift.session import get_session
+    from sparkdrift.spark.session import get_session
 
     warehouse = tmp_path_factory.mktemp("warehouse")
     session = get_session(

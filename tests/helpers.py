@@ -5,8 +5,8 @@ from collections import Counter
 
 import numpy as np
 
-from sparkdrift.binning import coarse_starts, count_categorical, count_numeric, make_edges, quantile_probabilities
-from sparkdrift.profile import FeatureProfile
+from sparkdrift.core.binning import coarse_starts, count_categorical, count_numeric, make_edges, quantile_probabilities
+from sparkdrift.core.profile import FeatureProfile
 
 
 def numeric_profile(name: str, sample: np.ndarray, fine_bins: int = 1000, coarse_bins: int = 10, role="feature") -> FeatureProfile:

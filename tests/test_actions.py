@@ -19,8 +19,8 @@ from sparkdrift.config import (
     Actions, MonitorConfig, Output, ProductionSource, Retrain, TableSource, Tracking, Webhook,
 )
 from sparkdrift.errors import ActionError
-from sparkdrift.policy import WindowDecision
-from sparkdrift.tables import read_output
+from sparkdrift.core.policy import WindowDecision
+from sparkdrift.store.tables import read_output
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 

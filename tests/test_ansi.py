@@ -13,8 +13,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from sparkdrift.binning import count_numeric
-from sparkdrift.histograms import count_windows, sql_conf, time_range_filter
+from sparkdrift.core.binning import count_numeric
+from sparkdrift.spark.histograms import count_windows, sql_conf, time_range_filter
 from tests.helpers import categorical_profile, numeric_profile
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]

@@ -17,10 +17,10 @@ from sparkdrift.baseline import (
     run_baseline,
     save_baseline,
 )
-from sparkdrift.binning import count_categorical, count_numeric
+from sparkdrift.core.binning import count_categorical, count_numeric
 from sparkdrift.config import parse_config
 from sparkdrift.errors import BaselineError, TableError
-from sparkdrift.tables import latest_version, read_output
+from sparkdrift.store.tables import latest_version, read_output
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 
@@ -436,7 +436,7 @@ def test_spark_jobs_do_not_grow_with_the_number_of_columns(spark, tmp_path):
 
 
 def test_baseline_performance_counts_label_by_score_bin(built, source):
-    from sparkdrift.performance import SCORE_BINS, metrics
+    from sparkdrift.core.performance import SCORE_BINS, metrics
 
     _, profile = built
     score, label = _column(source[1], "score"), _column(source[1], "churned")

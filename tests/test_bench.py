@@ -73,7 +73,7 @@ def test_generator_and_harness(spark, tmp_path):
 
     # the pass's variants: the previous Spark-only pass gives the same histograms; the Arrow no-op sees every row
     from bench.variants import arrow_noop, count_windows_stack, same_windows
-    from sparkdrift.histograms import count_windows
+    from sparkdrift.spark.histograms import count_windows
 
     features = list(profile.features.values())
     ours = count_windows(prod, features, "ts", 86400)

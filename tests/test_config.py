@@ -144,7 +144,7 @@ def test_cli_error_is_one_line_and_exit_2(tmp_path):
 
 
 def test_values_from_the_environment_and_secret_flags_are_never_shown(tmp_path, monkeypatch, capsys):
-    from sparkdrift.tracking import config_params
+    from sparkdrift.sinks.tracking import config_params
 
     data = _with("actions.retrain", {
         "kind": "command",

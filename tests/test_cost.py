@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from sparkdrift.cost import SPARK_METRICS, CostMeter
-from sparkdrift.session import is_connect
+from sparkdrift.spark.cost import SPARK_METRICS, CostMeter
+from sparkdrift.spark.session import is_connect
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 

@@ -5,8 +5,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sparkdrift import counting
-from sparkdrift.binning import bin_splits, count_categorical, count_numeric, make_edges
+from sparkdrift.spark import counting
+from sparkdrift.core.binning import bin_splits, count_categorical, count_numeric, make_edges
 
 DAY = 86_400_000_000
 

@@ -26,7 +26,7 @@ import yaml
 
 from sparkdrift.cli import build_parser
 from sparkdrift.config import load_config
-from sparkdrift.session import delta_package
+from sparkdrift.spark.session import delta_package
 
 REPO = Path(__file__).resolve().parents[1]
 VAR = re.compile(r"\$\{var\.([A-Za-z0-9_-]+)\}")

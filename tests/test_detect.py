@@ -9,13 +9,13 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from sparkdrift import stats
+from sparkdrift.core import stats
 from sparkdrift.baseline import build_baseline, load_baseline, save_baseline
 from sparkdrift.config import parse_config
 from sparkdrift.detect import run_detect
-from sparkdrift.histograms import load_histograms
-from sparkdrift.tables import read_output
-from sparkdrift.windows import window_index
+from sparkdrift.spark.histograms import load_histograms
+from sparkdrift.store.tables import read_output
+from sparkdrift.core.windows import window_index
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.e2e]
 

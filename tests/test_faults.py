@@ -14,7 +14,7 @@ from sparkdrift.baseline import build_baseline, save_baseline
 from sparkdrift.cli import main
 from sparkdrift.config import load_config, parse_config
 from sparkdrift.detect import run_detect
-from sparkdrift.tables import read_output
+from sparkdrift.store.tables import read_output
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

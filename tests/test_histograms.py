@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from sparkdrift.binning import count_categorical, count_numeric
-from sparkdrift.histograms import check_columns, count_windows
-from sparkdrift.profile import merge_all
+from sparkdrift.core.binning import count_categorical, count_numeric
+from sparkdrift.spark.histograms import check_columns, count_windows
+from sparkdrift.core.profile import merge_all
 from tests.helpers import categorical_profile, numeric_profile
 
 pytestmark = pytest.mark.spark
@@ -115,7 +115,7 @@ def test_strings_that_fail_the_numeric_type_count_as_invalid(spark, setup):
 
 def test_time_filter_prunes_files_of_other_days(spark, tmp_path, setup):
     """Appending a day as a new commit, then reading only that day, scans only its file(s)."""
-    from sparkdrift.histograms import time_range_filter
+    from sparkdrift.spark.histograms import time_range_filter
 
     profiles, *_ = setup
     path = str(tmp_path / "log")
@@ -136,8 +136,8 @@ def test_time_filter_prunes_files_of_other_days(spark, tmp_path, setup):
 def test_a_failing_statistic_is_an_error_and_others_proceed(setup):
     """One bad column (here: a histogram with the wrong bin count) must not sink the others, and is an error, never "no drift"."""
     from sparkdrift.config import parse_config
-    from sparkdrift.drift import compare
-    from sparkdrift.profile import Histogram
+    from sparkdrift.core.drift import compare
+    from sparkdrift.core.profile import Histogram
 
     profiles, *_ = setup
     cfg = parse_config({"monitor": "m", "baseline": {"table": "/b"},
@@ -162,7 +162,7 @@ def test_negative_zero_and_booleans_bin_like_the_baseline(spark):
 
 
 def test_sql_conf_restores_and_skips_confs_the_runtime_refuses(spark):
-    from sparkdrift.histograms import sql_conf
+    from sparkdrift.spark.histograms import sql_conf
 
     key = "spark.sql.execution.arrow.maxRecordsPerBatch"
     before = spark.conf.get(key)

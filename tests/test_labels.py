@@ -9,7 +9,7 @@ import pytest
 from sparkdrift.baseline import build_baseline, save_baseline
 from sparkdrift.config import parse_config
 from sparkdrift.detect import run_detect
-from sparkdrift.tables import read_output
+from sparkdrift.store.tables import read_output
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.e2e]
 DAY0 = datetime(2026, 5, 1, tzinfo=timezone.utc)

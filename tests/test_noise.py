@@ -10,14 +10,15 @@ import pytest
 from scipy import stats as st
 
 from helpers import categorical_profile, numeric_profile
-from sparkdrift import noise, stats
-from sparkdrift.binning import count_categorical, count_numeric
+from sparkdrift.core import noise
+from sparkdrift.core import stats
+from sparkdrift.core.binning import count_categorical, count_numeric
 from sparkdrift.config import parse_config
-from sparkdrift.drift import drift_results, alpha_per_test, n_tests
-from sparkdrift.histograms import WindowHistograms
-from sparkdrift.policy import evaluate
-from sparkdrift.profile import BaselineProfile, Histogram
-from sparkdrift.results import DriftResult
+from sparkdrift.core.drift import drift_results, alpha_per_test, n_tests
+from sparkdrift.spark.histograms import WindowHistograms
+from sparkdrift.core.policy import evaluate
+from sparkdrift.core.profile import BaselineProfile, Histogram
+from sparkdrift.core.results import DriftResult
 
 M = 50_000  # baseline rows
 N = 200  # window rows

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from sparkdrift.performance import SCORE_BINS, auc_with_bounds, metrics
-from sparkdrift.profile import Histogram
+from sparkdrift.core.performance import SCORE_BINS, auc_with_bounds, metrics
+from sparkdrift.core.profile import Histogram
 
 
 def exact_auc(y: np.ndarray, s: np.ndarray) -> float:
@@ -70,8 +70,8 @@ def test_one_class_window_gives_nan_auc_not_an_error():
 def _class_window(tn: int, fp: int, fn: int, tp: int):
     from datetime import datetime
 
-    from sparkdrift.histograms import WindowHistograms
-    from sparkdrift.performance import SLOT
+    from sparkdrift.spark.histograms import WindowHistograms
+    from sparkdrift.core.performance import SLOT
 
     h = Histogram(counts=np.array([tn, fp, fn, tp]))
     return WindowHistograms(datetime(2026, 1, 1), datetime(2026, 1, 2), tn + fp + fn + tp, {SLOT: h})
@@ -80,7 +80,7 @@ def _class_window(tn: int, fp: int, fn: int, tp: int):
 def test_performance_breaches_only_below_its_noise_floor():
     """accuracy 0.80 on 300 labels vs a 0.85 floor: z(0.99) x sqrt(0.85 x 0.15 / 300) = 0.048 of chance."""
     from sparkdrift.config import parse_config
-    from sparkdrift.performance import performance_results
+    from sparkdrift.core.performance import performance_results
 
     cfg = parse_config({"monitor": "m", "baseline": {"table": "/b"},
                         "production": {"table": "/p", "timestamp_column": "ts"},
@@ -103,7 +103,7 @@ def test_performance_breaches_only_below_its_noise_floor():
 
 
 def test_auc_noise_is_hanley_mcneil():
-    from sparkdrift.performance import metric_noise
+    from sparkdrift.core.performance import metric_noise
 
     a, n1, n2 = 0.8, 100, 300
     q1, q2 = a / (2 - a), 2 * a * a / (1 + a)

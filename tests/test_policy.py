@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from sparkdrift.config import Levels, Policy
-from sparkdrift.policy import WindowDecision, at_least, drift_score, evaluate, severity_rank
-from sparkdrift.results import DriftResult
+from sparkdrift.core.policy import WindowDecision, at_least, drift_score, evaluate, severity_rank
+from sparkdrift.core.results import DriftResult
 
 T0 = datetime(2026, 1, 5)
 DAY = timedelta(days=1)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from sparkdrift.config import parse_config
-from sparkdrift.histograms import ColumnIssue, WindowHistograms
-from sparkdrift.profile import BaselineProfile, Histogram
-from sparkdrift.quality import quality_results
+from sparkdrift.spark.histograms import ColumnIssue, WindowHistograms
+from sparkdrift.core.profile import BaselineProfile, Histogram
+from sparkdrift.core.quality import quality_results
 from tests.helpers import categorical_profile, numeric_profile
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -83,7 +83,7 @@ def test_performance_and_quality_add_no_scan(spark, baseline, tmp_path):
     """The performance slot rides in the same pass: still one file scan of the production table."""
     from sparkdrift.config import parse_config as pc
     from sparkdrift.detect import performance_slots
-    from sparkdrift.histograms import count_windows
+    from sparkdrift.spark.histograms import count_windows
 
     rows = [(datetime(2026, 1, 1, h), float(h % 3), "a", h / 24, h % 2) for h in range(24)]
     spark.createDataFrame(rows, "ts timestamp, x double, c string, score double, y int").write.format(

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparkdrift.profile import FeatureProfile, Histogram
-from sparkdrift.report import read_report_results, write_report
-from sparkdrift.results import DriftResult
+from sparkdrift.core.profile import FeatureProfile, Histogram
+from sparkdrift.sinks.report import read_report_results, write_report
+from sparkdrift.core.results import DriftResult
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DAY0 = datetime(2026, 1, 8)
@@ -242,7 +242,7 @@ def test_empty_inputs_still_write_a_valid_report(tmp_path):
 
 
 def test_coarse_bin_labels_name_atoms_and_ranges():
-    from sparkdrift.report import _coarse_labels
+    from sparkdrift.sinks.report import _coarse_labels
 
     zero_plus = float(np.nextafter(0.0, np.inf))
     profile = FeatureProfile(

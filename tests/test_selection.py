@@ -21,7 +21,7 @@ from pyspark.sql.types import (
 
 from sparkdrift.config import parse_config
 from sparkdrift.errors import ConfigError, TableError
-from sparkdrift.selection import ColumnSpec, categorical_expr, numeric_expr, select_columns, supports
+from sparkdrift.spark.selection import ColumnSpec, categorical_expr, numeric_expr, select_columns, supports
 
 SCHEMA = StructType(
     [

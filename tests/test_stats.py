@@ -1,7 +1,7 @@
 """Statistics from bin counts agree with numpy/scipy on the raw data, to stated tolerances.
 
 Pure: no Spark. Profiles are built from numpy samples with the same binning
-rules the jobs use (`sparkdrift.binning`), with ``np.quantile(...,
+rules the jobs use (`sparkdrift.core.binning`), with ``np.quantile(...,
 method="inverted_cdf")`` standing in for Spark's ``percentile_approx`` (both
 return data values).
 """
@@ -18,16 +18,16 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon
 
-from sparkdrift import stats
-from sparkdrift.binning import (
+from sparkdrift.core import stats
+from sparkdrift.core.binning import (
     coarse_starts,
     count_categorical,
     count_numeric,
     make_edges,
     quantile_probabilities,
 )
-from sparkdrift.profile import FeatureProfile, Histogram, merge_all
-from sparkdrift.stats import StatParams, StatResult
+from sparkdrift.core.profile import FeatureProfile, Histogram, merge_all
+from sparkdrift.core.stats import StatParams, StatResult
 
 FINE = 1000
 COARSE = 10

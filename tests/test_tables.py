@@ -6,7 +6,7 @@ import re
 import pytest
 
 from sparkdrift.errors import TableError
-from sparkdrift.tables import latest_version, merge_rows, read_output, read_table, require_columns
+from sparkdrift.store.tables import latest_version, merge_rows, read_output, read_table, require_columns
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 
@@ -85,7 +85,7 @@ def test_read_output_before_first_write(spark, tmp_path):
 
 
 def test_names_are_quoted_part_by_part():
-    from sparkdrift.tables import name_parts, sql_name
+    from sparkdrift.store.tables import name_parts, sql_name
 
     assert sql_name("main.ml.churn") == "`main`.`ml`.`churn`"
     assert sql_name("churn") == "`churn`"

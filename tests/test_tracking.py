@@ -17,8 +17,8 @@ from sparkdrift.config import (
     Tracking,
     Webhook,
 )
-from sparkdrift.results import DriftResult
-from sparkdrift.tracking import (
+from sparkdrift.core.results import DriftResult
+from sparkdrift.sinks.tracking import (
     NoOpRun,
     config_params,
     describe_windows,

@@ -29,8 +29,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from sparkdrift.profile import FeatureProfile, Histogram
-from sparkdrift.results import DriftResult
+from sparkdrift.core.profile import FeatureProfile, Histogram
+from sparkdrift.core.results import DriftResult
 
 __all__ = ["write_report", "read_report_results", "SEVERITY_ORDER"]
 

@@ -5,7 +5,7 @@ Every statistic takes ``(profile, reference, window, params)`` and returns a
 histogram in the same bin layout (the previous window, a rolling sum of
 windows), so the same code serves "vs training data" and "vs last week".
 
-Bin vectors used here (see `sparkdrift.profile` for the layout):
+Bin vectors used here (see `sparkdrift.core.profile` for the layout):
 
 * numeric fine:   ``[underflow, counts[0..k], overflow]`` (k + 3 cells)
 * numeric coarse: ``profile.coarse_counts(h)`` = ``[underflow, coarse..., overflow]``
@@ -32,7 +32,7 @@ from scipy import special
 from scipy.stats import chi2 as _chi2_dist
 from scipy.stats import kstwo, kstwobign
 
-from sparkdrift.profile import FeatureProfile, Histogram
+from sparkdrift.core.profile import FeatureProfile, Histogram
 
 Direction = Literal["above", "below"]
 

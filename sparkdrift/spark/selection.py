@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from sparkdrift.errors import ConfigError, TableError
-from sparkdrift.tables import qcol
+from sparkdrift.store.tables import qcol
 
 if TYPE_CHECKING:
     from pyspark.sql import Column

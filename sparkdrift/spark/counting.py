@@ -12,7 +12,7 @@ This module needs numpy and pyarrow only (no Spark, no other sparkdrift
 module), so Spark can ship it to executors by value: a cluster needs nothing
 installed beyond what PySpark's Arrow support already requires.
 
-Keys (shared with `sparkdrift.histograms` and `sparkdrift.baseline`):
+Keys (shared with `sparkdrift.spark.histograms` and `sparkdrift.baseline`):
 
 * numeric: ``0`` underflow, ``1..k`` fine bins, ``k+1`` overflow for a
   profile with ``k`` edges (``splits[i] <= v < splits[i+1]`` on

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sparkdrift.config import MonitorConfig
-from sparkdrift.histograms import WindowHistograms
-from sparkdrift.noise import noise_floor, per_test_level
-from sparkdrift.profile import BaselineProfile, FeatureProfile, Histogram, merge_all
-from sparkdrift.results import ERROR_PREFIX, DriftResult
-from sparkdrift.stats import (
+from sparkdrift.spark.histograms import WindowHistograms
+from sparkdrift.core.noise import noise_floor, per_test_level
+from sparkdrift.core.profile import BaselineProfile, FeatureProfile, Histogram, merge_all
+from sparkdrift.core.results import ERROR_PREFIX, DriftResult
+from sparkdrift.core.stats import (
     DEFAULT_PREDICTION_THRESHOLDS,
     DEFAULT_STATISTICS,
     STATISTICS,
@@ -25,7 +25,7 @@ from sparkdrift.stats import (
     compute,
 )
 
-log = logging.getLogger("sparkdrift.drift")
+log = logging.getLogger("sparkdrift.core.drift")
 
 
 def statistics_for(cfg: MonitorConfig, profile: FeatureProfile) -> tuple[str, ...]:

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sparkdrift.config import MonitorConfig
-from sparkdrift.histograms import ColumnIssue, WindowHistograms
-from sparkdrift.profile import BaselineProfile, FeatureProfile, Histogram
-from sparkdrift.results import DriftResult
+from sparkdrift.spark.histograms import ColumnIssue, WindowHistograms
+from sparkdrift.core.profile import BaselineProfile, FeatureProfile, Histogram
+from sparkdrift.core.results import DriftResult
 
 ROWS = "__rows__"
 VOLUME_MIN_HISTORY = 3

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from sparkdrift.config import SEVERITIES, Policy
-from sparkdrift.results import DriftResult
+from sparkdrift.core.results import DriftResult
 
 LEVELS: tuple[str, ...] = SEVERITIES[1:]  # minor, moderate, severe
 

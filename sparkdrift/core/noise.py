@@ -38,8 +38,8 @@ import zlib
 import numpy as np
 from scipy import stats as st
 
-from sparkdrift.profile import FeatureProfile, Histogram
-from sparkdrift.stats import (
+from sparkdrift.core.profile import FeatureProfile, Histogram
+from sparkdrift.core.stats import (
     StatParams,
     baseline_std,
     chi2_rows,
@@ -174,7 +174,7 @@ def _effective_n(n: int, m: int) -> float:
 def _ks_floor(n: int, m: int, alpha: float) -> float:
     from scipy.stats import kstwo, kstwobign
 
-    from sparkdrift.stats import KS_EXACT_N_MAX
+    from sparkdrift.core.stats import KS_EXACT_N_MAX
 
     en = _effective_n(n, m)
     if en <= KS_EXACT_N_MAX:

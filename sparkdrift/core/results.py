@@ -39,7 +39,7 @@ class DriftResult:
     reference_rows: int = 0
     window_rows: int = 0
     reason: str | None = None
-    noise_floor: float | None = None  # what chance reaches at this window size (sparkdrift.noise)
+    noise_floor: float | None = None  # what chance reaches at this window size (sparkdrift.core.noise)
     excess: float | None = None  # distance past the noise floor in the breach direction: > 0 is beyond sampling noise
 
     @property

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sparkdrift.profile import Histogram
+from sparkdrift.core.profile import Histogram
 
 if TYPE_CHECKING:
     from pyspark.sql import Column
@@ -156,7 +156,7 @@ def performance_results(
     """
     from scipy.stats import norm
 
-    from sparkdrift.results import DriftResult
+    from sparkdrift.core.results import DriftResult
 
     kind, column = cfg.prediction.kind, cfg.prediction.columns[0]
     floors = {"accuracy": cfg.performance.accuracy, "auc": cfg.performance.auc}

@@ -40,7 +40,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import unquote, urlsplit
 
 from sparkdrift.config import REDACTED, MonitorConfig, duration_seconds
-from sparkdrift.results import DriftResult
+from sparkdrift.core.results import DriftResult
 
 __all__ = [
     "DriftRun",

@@ -20,18 +20,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sparkdrift import counting
-from sparkdrift.binning import bin_splits
-from sparkdrift.counting import INVALID, MOMENTS, NAN, NULL, UNSEEN
-from sparkdrift.profile import FeatureProfile, Histogram
-from sparkdrift.selection import categorical_expr, numeric_expr, try_cast
-from sparkdrift.tables import qcol
-from sparkdrift.windows import naive_utc, window_start_column
+from sparkdrift.spark import counting
+from sparkdrift.core.binning import bin_splits
+from sparkdrift.spark.counting import INVALID, MOMENTS, NAN, NULL, UNSEEN
+from sparkdrift.core.profile import FeatureProfile, Histogram
+from sparkdrift.spark.selection import categorical_expr, numeric_expr, try_cast
+from sparkdrift.store.tables import qcol
+from sparkdrift.core.windows import naive_utc, window_start_column
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-log = logging.getLogger("sparkdrift.histograms")
+log = logging.getLogger("sparkdrift.spark.histograms")
 
 #: Arrow batch size for the pass: fewer, larger numpy calls (50k rows x 30 columns is ~12 MB).
 PASS_CONF = {"spark.sql.execution.arrow.maxRecordsPerBatch": "50000"}
@@ -233,7 +233,7 @@ def assemble(
     """Histogram values per window from the aggregate, plus the rows with a null timestamp."""
     from datetime import timezone
 
-    from sparkdrift.windows import window_end
+    from sparkdrift.core.windows import window_end
 
     null_ts = int(agg.n[~agg.has_window & (agg.feature == 0)].sum())
     v = agg.has_window
@@ -343,7 +343,7 @@ def scan_metrics(df: "DataFrame") -> ScanMetrics:
     Connect: the plan metrics the server returned with the last result
     (``executionInfo``, Spark 4). Unknown (all None) when neither is there.
     """
-    from sparkdrift.session import is_connect
+    from sparkdrift.spark.session import is_connect
 
     if is_connect(df.sparkSession):
         return _connect_scan_metrics(df)
@@ -450,7 +450,7 @@ def write_histograms(
     """MERGE window histograms on (monitor, baseline id, window, feature): a recomputed window replaces, never adds."""
     from datetime import datetime, timezone
 
-    from sparkdrift.tables import merge_rows
+    from sparkdrift.store.tables import merge_rows
 
     now = naive_utc(datetime.now(timezone.utc))
     rows = []
@@ -473,8 +473,8 @@ def load_histograms(
     """Stored windows (oldest first) for a monitor and baseline; optionally only the ``last`` N before a time."""
     from pyspark.sql import functions as F
 
-    from sparkdrift.tables import read_output
-    from sparkdrift.windows import as_utc
+    from sparkdrift.store.tables import read_output
+    from sparkdrift.core.windows import as_utc
 
     df = read_output(spark, table)
     if df is None:
@@ -502,8 +502,8 @@ def last_window_start(spark, table: str, monitor: str, baseline_id: str) -> date
     """Start of the newest window stored in ``table`` for a monitor and baseline."""
     from pyspark.sql import functions as F
 
-    from sparkdrift.tables import read_output
-    from sparkdrift.windows import as_utc
+    from sparkdrift.store.tables import read_output
+    from sparkdrift.core.windows import as_utc
 
     df = read_output(spark, table)
     if df is None:

@@ -16,12 +16,12 @@ import uuid
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
 
-from sparkdrift.session import is_connect
+from sparkdrift.spark.session import is_connect
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-log = logging.getLogger("sparkdrift.cost")
+log = logging.getLogger("sparkdrift.spark.cost")
 
 #: The Spark metrics a meter reports; None where the runtime cannot tell.
 SPARK_METRICS = ("rows_read", "bytes_read", "task_time_s", "cpu_time_s")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sparkdrift.profile import Histogram
+from sparkdrift.core.profile import Histogram
 
 
 def quantile_probabilities(fine_bins: int) -> list[float]:
