@@ -75,10 +75,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from sparkdrift.core.binning import count_categorical, count_numeric  # noqa: E402
-from sparkdrift.config import MonitorConfig, parse_config  # noqa: E402
+from sparkdrift.core.config import MonitorConfig, parse_config  # noqa: E402
 from sparkdrift.core import drift as _drift  # noqa: E402
 from sparkdrift.core.drift import drift_results  # noqa: E402
-from sparkdrift.spark.histograms import WindowHistograms  # noqa: E402
+from sparkdrift.core.windows import WindowHistograms  # noqa: E402
 from sparkdrift.core.policy import LEVELS, above_noise, evaluate, score_statistic, severity_rank  # noqa: E402
 from sparkdrift.core.profile import BaselineProfile, FeatureProfile, Histogram  # noqa: E402
 from tests.helpers import categorical_profile, numeric_profile  # noqa: E402

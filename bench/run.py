@@ -192,7 +192,7 @@ def floor_query(spark, table: str, columns: list[str], kinds: dict[str, str], ts
 
 
 def make_config(g: Generated, location: Path, mlflow: str, tracking_uri: str | None):
-    from sparkdrift.config import parse_config
+    from sparkdrift.core.config import parse_config
 
     tracking = {"enabled": False} if mlflow == "off" else {"tracking_uri": tracking_uri, "experiment": "sparkdrift-bench"}
     return parse_config(
@@ -308,7 +308,7 @@ def profile_pass(spark, g: Generated, profile, meter: Meter, repeat: int, cfg) -
 
     from bench import jfr
     from bench.variants import arrow_noop, count_windows_stack, same_windows
-    from sparkdrift.baseline import build_baseline
+    from sparkdrift.spark.profiling import build_baseline
     from sparkdrift.spark.histograms import count_windows, partial_counts, time_range_filter
 
     t0 = datetime.fromisoformat(g.t0)
@@ -471,7 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"collect way: {collect_note or 'done'}", flush=True)
 
     # ---- sparkdrift, one session
-    from sparkdrift.baseline import build_baseline, save_baseline
+    from sparkdrift.spark.profiling import build_baseline
+    from sparkdrift.store import DeltaStore
     from sparkdrift.detect import run_detect
 
     spark = bench_session("sparkdrift-bench", driver_memory=args.driver_memory,
@@ -525,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             loc = work / f"rep{r}-{mode}"
             cfg = make_config(g, loc, mode, tracking_uri)
-            meter.measure("save_baseline", save_baseline, spark, cfg, profile)
+            meter.measure("save_baseline", DeltaStore.of(spark, cfg).save_profile, profile)
             with ReportTimer() as rt:
                 outcome = meter.measure(f"detect.cold.mlflow_{mode}", run_detect, spark, cfg, as_of=as_of_cold)
             if len(outcome.windows) != DAYS:

@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING
 from sparkdrift.spark import histograms as H
 from sparkdrift.core.binning import bin_splits
 from sparkdrift.spark.counting import INVALID, MOMENTS, NAN, NULL, UNSEEN
-from sparkdrift.spark.selection import categorical_expr, numeric_expr
-from sparkdrift.store.tables import qcol
-from sparkdrift.core.windows import window_start_column
+from sparkdrift.spark.selection import categorical_expr, numeric_expr, qcol
+from sparkdrift.spark.histograms import window_start_column
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame

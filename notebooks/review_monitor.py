@@ -51,7 +51,7 @@ PLOT_PATH = _param("plot_path", "SPARKDRIFT_PLOT", "").strip()
 
 # COMMAND ----------
 
-from sparkdrift.config import duration_seconds, load_config
+from sparkdrift.core.config import load_config
 from sparkdrift.store.tables import read_output
 
 cfg = load_config(CONFIG)
@@ -62,7 +62,7 @@ except NameError:
 
     spark = get_session("sparkdrift-review")
 
-GRANULARITY_S = duration_seconds(cfg.production.granularity)
+GRANULARITY_S = cfg.production.granularity.seconds
 print(f"monitor {cfg.monitor} ({CONFIG}): {cfg.production.table}, {cfg.production.granularity} windows")
 print(f"  metrics table: {cfg.output_table('metrics')}")
 print(f"  MLflow: {cfg.mlflow.tracking_uri or '(environment default)'}, experiment {cfg.experiment_name}")
@@ -79,7 +79,7 @@ from datetime import datetime, timedelta, timezone
 
 from pyspark.sql import functions as F
 
-from sparkdrift.core.policy import evaluate
+from sparkdrift.core.policy import evaluate, severity_rank
 from sparkdrift.core.results import DriftResult
 
 _RESULT_FIELDS = [f.name for f in dataclasses.fields(DriftResult)]
@@ -132,8 +132,7 @@ else:
               f"{', '.join(d.drifted_features) or '-'}")
     print("(* = computed by the latest run" + (f", since {since:%Y-%m-%d %H:%M:%S} UTC)" if since else ")"))
 
-SEVERITY_ORDER = ("none", "minor", "moderate", "severe")
-severity = max((d.severity for d in this_run), key=SEVERITY_ORDER.index, default="none")
+severity = max((d.severity for d in this_run), key=severity_rank, default="none")
 drifted_features = sorted({f for d in this_run for f in d.drifted_features})
 latest = decisions[-1] if decisions else None
 print()
@@ -220,9 +219,9 @@ if latest_run_id and cfg.output.report_dir:
 
 # COMMAND ----------
 
-from sparkdrift.actions import read_actions
+from sparkdrift.store import DeltaStore
 
-records = sorted(read_actions(spark, cfg), key=lambda a: (a.decided_at or datetime.min, a.window_start))
+records = sorted(DeltaStore.of(spark, cfg).read_actions(), key=lambda a: (a.decided_at or datetime.min, a.window_start))
 for a in records[-10:]:
     run = f" -> {a.retrain_run_id}" if a.retrain_run_id else ""
     print(f"{a.window_start:%Y-%m-%d %H:%M} {a.severity:<9} {a.action:<8} {a.kind:<15} {a.status}{run}")

@@ -92,7 +92,7 @@ for what, read in (("baseline", baseline_read), ("production", production_read))
 
 # COMMAND ----------
 
-from sparkdrift.config import parse_config
+from sparkdrift.core.config import parse_config
 from sparkdrift.spark.selection import select_columns
 
 definition = {
@@ -125,7 +125,7 @@ from pathlib import Path
 
 import yaml
 
-from sparkdrift.config import flatten
+from sparkdrift.core.config import flatten
 
 features = [s for s in inferred if s.role == "feature" and s.name not in missing_in_production]
 definition["features"] = {
@@ -148,11 +148,13 @@ print(f"\nwrote {out}: run the jobs with --config {out}")
 
 # COMMAND ----------
 
-from sparkdrift.baseline import build_baseline, describe_baseline, save_baseline
+from sparkdrift.sinks.console import describe_baseline
+from sparkdrift.spark.profiling import build_baseline
+from sparkdrift.store import DeltaStore
 
 if BUILD:
     profile = build_baseline(spark, cfg)
-    written = save_baseline(spark, cfg, profile)
+    written = DeltaStore.of(spark, cfg).save_profile(profile)
     print(describe_baseline(profile))
     print(f"\n{'stored in' if written else 'already stored in'} {cfg.output_table('profiles')}")
 else:

@@ -13,7 +13,7 @@ log = logging.getLogger("sparkdrift")
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from sparkdrift.config import load_config
+    from sparkdrift.core.config import load_config
 
     cfg = load_config(args.config)
     print(f"{args.config}: valid monitor '{cfg.monitor}'")
@@ -29,13 +29,15 @@ def _session(args: argparse.Namespace):
 
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
-    from sparkdrift.baseline import describe_baseline, load_baseline, run_baseline
-    from sparkdrift.config import load_config
+    from sparkdrift.baseline import run_baseline
+    from sparkdrift.sinks.console import describe_baseline
+    from sparkdrift.store import DeltaStore
+    from sparkdrift.core.config import load_config
 
     cfg = load_config(args.config)
     spark = _session(args)
     if args.action == "show":
-        print(describe_baseline(load_baseline(spark, cfg, args.baseline_id)))
+        print(describe_baseline(DeltaStore.of(spark, cfg).load_profile(args.baseline_id or cfg.baseline_id)))
         return 0
     profile, written = run_baseline(spark, cfg, force=args.force)
     print(describe_baseline(profile))
@@ -45,7 +47,7 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    from sparkdrift.config import load_config, parse_timestamp
+    from sparkdrift.core.config import load_config, parse_timestamp
     from sparkdrift.errors import ConfigError
     from sparkdrift.detect import run_detect
     from sparkdrift.sinks.console import format_summary

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from sparkdrift.config import MonitorConfig, parse_config
+from sparkdrift.core.config import MonitorConfig, parse_config, substitute
 from sparkdrift.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -254,18 +254,6 @@ def retrain_project() -> Path | None:
     return _first_existing(_PACKAGE / "examples" / "retrain", _REPO / "examples" / "retrain")
 
 
-def _substitute(value: Any, names: dict[str, str]) -> Any:
-    if isinstance(value, str):
-        for key, text in names.items():
-            value = value.replace("${" + key + "}", text)
-        return value
-    if isinstance(value, dict):
-        return {k: _substitute(v, names) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, names) for v in value]
-    return value
-
-
 def demo_config_data(folder: Path) -> dict[str, Any]:
     """conf/demo.yaml as a mapping, with ``${folder}`` and ``${retrain_uri}`` filled in.
 
@@ -275,7 +263,8 @@ def demo_config_data(folder: Path) -> dict[str, Any]:
     folder = Path(folder).resolve()
     data = yaml.safe_load(demo_config_template().read_text())
     project = retrain_project()
-    data = _substitute(data, {"folder": folder.as_posix(), "retrain_uri": str(project or "examples/retrain")})
+    data = substitute(data, {"folder": folder.as_posix(), "retrain_uri": str(project or "examples/retrain")},
+                      str(demo_config_template()))
     if project is None:
         log.warning("retrain project examples/retrain not found: the demo's actions run dry (decided, recorded, not started)")
         data.setdefault("actions", {})["dry_run"] = True
@@ -378,7 +367,8 @@ def where_to_look(cfg: MonitorConfig, outcome: "DetectOutcome", folder: Path, ta
 
 def run_demo(spark: "SparkSession", folder: Path) -> int:
     """Generate the churn case in ``folder`` and run the whole loop; prints the summary and where to look."""
-    from sparkdrift.baseline import build_baseline, save_baseline
+    from sparkdrift.spark.profiling import build_baseline
+    from sparkdrift.store import DeltaStore
     from sparkdrift.detect import run_detect
 
     started = time.perf_counter()
@@ -393,7 +383,7 @@ def run_demo(spark: "SparkSession", folder: Path) -> int:
 
     t0 = time.perf_counter()
     profile = build_baseline(spark, cfg)
-    written = save_baseline(spark, cfg, profile)
+    written = DeltaStore.of(spark, cfg).save_profile(profile)
     timings["baseline"] = time.perf_counter() - t0
     state = "built and stored" if written else "already stored: nothing written"
     print(

@@ -12,46 +12,31 @@ from collections import Counter
 import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sparkdrift.baseline import load_baseline
-from sparkdrift.config import MonitorConfig, duration_seconds, parse_timestamp
-from sparkdrift.spark.cost import CostMeter
+from sparkdrift.actions import apply_actions
+from sparkdrift.core.config import MonitorConfig, parse_timestamp
 from sparkdrift.core.drift import alpha_per_test, drift_results, n_tests
-from sparkdrift.errors import TableError
-from sparkdrift.spark.histograms import (
-    Slot,
-    WindowHistograms,
-    check_columns,
-    count_windows,
-    last_window_start,
-    load_histograms,
-    time_range_filter,
-    write_histograms,
-)
-from sparkdrift.core.performance import SLOT, key_and_value, performance_results, slot_size
+from sparkdrift.core.performance import SLOT, performance_results
 from sparkdrift.core.policy import WindowDecision, evaluate, score_statistic, severity_rank
 from sparkdrift.core.quality import quality_results
 from sparkdrift.core.results import DriftResult
+from sparkdrift.core.windows import WindowHistograms, as_utc, fill_empty_windows, naive_utc, window_end, window_start
+from sparkdrift.errors import TableError
+from sparkdrift.sinks import report, tracking
+from sparkdrift.spark.cost import CostMeter
+from sparkdrift.spark.histograms import check_columns, count_windows, time_range_filter
+from sparkdrift.spark.performance import label_horizon, labels_pass, performance_slots
 from sparkdrift.spark.selection import try_cast
-from sparkdrift.store.tables import merge_rows, read_table, require_columns
-from sparkdrift.core.windows import as_utc, naive_utc, window_end, window_start
+from sparkdrift.store import DeltaStore, MonitorStore
+from sparkdrift.store.tables import TableRead, read_table, require_columns
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 log = logging.getLogger("sparkdrift.detect")
-
-METRIC_KEYS = ["monitor", "baseline_id", "window_start", "feature", "statistic", "reference"]
-_METRICS_SCHEMA = (
-    "monitor string, baseline_id string, window_start timestamp, window_end timestamp, feature string, "
-    "signal string, kind string, statistic string, reference string, value double, lower double, "
-    "upper double, p_value double, threshold double, drifted boolean, reference_rows long, "
-    "window_rows long, reason string, noise_floor double, excess double, mlflow_run_id string, computed_at timestamp"
-)
-
 
 @dataclass
 class DetectOutcome:
@@ -89,29 +74,15 @@ def plan_range(
     A window is complete once its end plus the lateness has passed; the
     last ``recompute_windows`` stored windows are re-read and replaced whole.
     """
-    g = duration_seconds(cfg.production.granularity)
-    lateness = timedelta(seconds=duration_seconds(cfg.production.lateness))
-    end = window_start(as_of - lateness, g)
+    g = cfg.production.granularity.seconds
+    end = window_start(as_of - cfg.production.lateness.delta, g)
     if last_start is not None:
-        start = window_end(last_start, g) - timedelta(seconds=g * cfg.production.recompute_windows)
+        start = window_end(last_start, g) - cfg.production.granularity.delta * cfg.production.recompute_windows
     elif cfg.production.start:
         start = window_start(parse_timestamp(cfg.production.start), g)
     else:
         start = None
     return start, end
-
-
-def _metric_rows(results: list[DriftResult], run_id: str | None, now: datetime) -> list[tuple]:
-    rows = []
-    for r in results:
-        d = r.to_dict()
-        rows.append((
-            d["monitor"], d["baseline_id"], naive_utc(r.window_start), naive_utc(r.window_end), d["feature"],
-            d["signal"], d["kind"], d["statistic"], d["reference"], d["value"], d["lower"], d["upper"],
-            d["p_value"], d["threshold"], bool(d["drifted"]), int(d["reference_rows"]), int(d["window_rows"]),
-            d["reason"], d["noise_floor"], d["excess"], run_id, naive_utc(now),
-        ))
-    return rows
 
 
 def window_summaries(
@@ -148,27 +119,27 @@ def run_detect(
     *,
     as_of: datetime | None = None,
     report_dir: str | Path | None = None,
+    store: MonitorStore | None = None,
 ) -> DetectOutcome:
-    """Detect drift in every newly completed window; safe to rerun (MERGE, dedup)."""
-    from sparkdrift import actions as actions_mod
-    from sparkdrift.sinks import report
-    from sparkdrift.sinks import tracking
+    """Detect drift in every newly completed window; safe to rerun (upserts, dedup).
 
+    ``store`` holds the monitor's tables (default: the Delta tables of ``cfg.output``).
+    """
+    store = store or DeltaStore.of(spark, cfg)
     as_of = as_utc(as_of or datetime.now(timezone.utc))
-    g = duration_seconds(cfg.production.granularity)
+    g = cfg.production.granularity.seconds
     meter = CostMeter(spark, "detect")
     try:
         with meter.stage("load_baseline"):
-            baseline = load_baseline(spark, cfg)
+            baseline = store.load_profile(cfg.baseline_id)
             prod = read_table(spark, cfg.production.table, version=cfg.production.version, filter=cfg.production.filter)
             require_columns(prod, [cfg.production.timestamp_column])
-            hist_table = cfg.output_table("histograms")
-            done = last_window_start(spark, cfg.output_table("metrics"), cfg.monitor, baseline.baseline_id)
+            done = store.last_checked_window(baseline.baseline_id)
             start, end = plan_range(done, cfg, as_of)
         if start is not None and start >= end:
             message = (f"no new complete windows: next window ends after {naive_utc(end)} + lateness "
                        f"{cfg.production.lateness}")
-            refreshed = _refresh_late_labels(spark, cfg, baseline, prod, end, hist_table)
+            refreshed = _refresh_late_labels(spark, cfg, store, baseline, prod, end)
             if refreshed:
                 message += f"; performance of {refreshed} earlier windows refreshed from late labels"
             return DetectOutcome(message + "; nothing else to do" if refreshed else message + "; nothing to do",
@@ -205,13 +176,13 @@ def run_detect(
         if cfg.label.table and cfg.prediction.columns:
             with meter.stage("late_labels"):
                 # a first run over history (a backfill) scores every window it computes, not only the recent ones
-                late_labels = labels_pass(spark, cfg, prod.df, end, first=start)
+                since = None if start is None else min(label_horizon(cfg, end), start)
+                late_labels = labels_pass(spark, cfg, prod.df, since, end)
         with meter.stage("write_histograms"):
-            write_histograms(spark, hist_table, cfg.monitor, baseline.baseline_id, windows, prod.version)
-            write_histograms(spark, hist_table, cfg.monitor, baseline.baseline_id, late_labels, prod.version)
+            store.write_histograms(baseline.baseline_id, windows, prod.version)
+            store.write_histograms(baseline.baseline_id, late_labels, prod.version)
             depth = max(cfg.references.rolling_windows, 7, cfg.policy.consecutive_windows)
-            history = load_histograms(spark, hist_table, cfg.monitor, baseline.baseline_id,
-                                      before=windows[0].window_start, last=depth)
+            history = store.load_histograms(baseline.baseline_id, before=windows[0].window_start, last=depth)
         extra = _extra_columns(spark, cfg, baseline, prod.df.columns)
         with meter.stage("statistics"):
             results = drift_results(cfg, baseline, windows, history)
@@ -236,14 +207,12 @@ def run_detect(
                 run.log_results(results, g)
                 run.log_summaries(window_summaries(results, decisions, cfg.policy.score), g)
             with meter.stage("actions"):
-                records = actions_mod.apply_actions(spark, cfg, decisions, run_id, run.info.url)
+                records = apply_actions(store, cfg, decisions, run_id, run.info.url)
             # The metrics table is written last: it is the progress marker, so a run that
             # died before this point is redone whole next time (MERGE + action dedup make
             # that safe), and no window is ever skipped with its actions unapplied.
             with meter.stage("write_metrics"):
-                now = datetime.now(timezone.utc)
-                df = spark.createDataFrame(_metric_rows(results, run_id, now), _METRICS_SCHEMA)
-                merge_rows(spark, df, cfg.output_table("metrics"), METRIC_KEYS)
+                store.write_metrics(results, run_id)
             outcome = DetectOutcome(
                 message=f"{len(windows)} windows checked",
                 windows=windows, results=results, decisions=decisions, actions=records, run_id=run_id,
@@ -298,100 +267,25 @@ def _budget_text(cfg: MonitorConfig, baseline) -> str:
     return f"on: false-alarm budget {cfg.policy.false_alarm_rate:g} per window over {n} tests -> {level:.2g} per test"
 
 
-def fill_empty_windows(
-    windows: list[WindowHistograms], start: datetime | None, end: datetime, g: int, profiles
-) -> list[WindowHistograms]:
-    """Every complete window in range, an empty one where no row arrived (an outage is a result, not an absence).
-
-    From ``start`` (a run that continues stored windows) or else from the first
-    window with rows, up to ``end``.
-    """
-    from sparkdrift.core.profile import Histogram
-
-    first = start if start is not None else (windows[0].window_start if windows else None)
-    if first is None:
-        return windows
-    have = {as_utc(w.window_start) for w in windows}
-    out = list(windows)
-    t = as_utc(first)
-    while t < as_utc(end):
-        if t not in have:
-            out.append(WindowHistograms(t, window_end(t, g), 0, {p.name: Histogram.empty(p.n_bins) for p in profiles}))
-        t = window_end(t, g)
-    return sorted(out, key=lambda w: as_utc(w.window_start))
-
-
-def performance_slots(cfg: MonitorConfig, columns: list[str]) -> list[Slot]:
-    """The performance slot when labels sit in the production table itself (same pass, no extra scan)."""
-    from sparkdrift.store.tables import qcol
-
-    label = cfg.label.column
-    if cfg.label.table or not label or not cfg.prediction.columns or label not in columns:
-        return []
-    pred = cfg.prediction.columns[0]
-    if pred not in columns:
-        return []
-    key, value = key_and_value(cfg.prediction.kind, qcol(pred), qcol(label), cfg.label.positive)
-    return [Slot(SLOT, key, value, slot_size(cfg.prediction.kind))]
-
-
-def labels_pass(
-    spark, cfg: MonitorConfig, production, end: datetime, first: datetime | None | bool = False
-) -> list[WindowHistograms]:
-    """Performance of recent windows from a separate, delayed labels table.
-
-    Labels arrive days after predictions, so every window of the last
-    ``label.max_delay`` is recomputed whole from (production x labels) and
-    replaces its stored performance histogram: a window's performance
-    improves in coverage as its labels arrive. ``first`` widens the range to
-    the windows this run computes (None: from the beginning, a backfill).
-    This is the one extra read of production rows, limited to that range and
-    to id, time and prediction.
-    """
-    from sparkdrift.store.tables import qcol
-
-    lab = read_table(spark, cfg.label.table)
-    require_columns(lab, [cfg.label.id_column, cfg.label.column])
-    g = duration_seconds(cfg.production.granularity)
-    since = window_start(end - timedelta(seconds=duration_seconds(cfg.label.max_delay)), g)
-    if first is None:
-        since = None
-    elif first is not False:
-        since = min(since, first)
-    ts, pred, key_col = cfg.production.timestamp_column, cfg.prediction.columns[0], cfg.label.id_column
-    preds = production.filter(time_range_filter(ts, since, end)).select(
-        qcol(key_col).alias("_id"), qcol(ts).alias("_ts"), qcol(pred).alias("_pred")
-    )
-    labels = lab.df.select(qcol(key_col).alias("_id"), qcol(cfg.label.column).alias("_label")).dropDuplicates(["_id"])
-    joined = preds.join(labels, "_id", "inner")
-    from pyspark.sql import functions as F
-
-    key, value = key_and_value(cfg.prediction.kind, F.col("_pred"), F.col("_label"), cfg.label.positive)
-    slot = Slot(SLOT, key, value, slot_size(cfg.prediction.kind))
-    return count_windows(joined, [], "_ts", g, [slot]).windows
-
-
-def _refresh_late_labels(spark, cfg: MonitorConfig, baseline, prod, end: datetime, hist_table: str) -> int:
+def _refresh_late_labels(spark, cfg: MonitorConfig, store: MonitorStore, baseline, prod: TableRead,
+                         end: datetime) -> int:
     """Labels keep arriving when no new window is due: re-score recent windows anyway.
 
     Only the performance histograms and metric rows of those windows change
-    (MERGE); the progress marker does not move, and no MLflow run is opened.
+    (upserts); the progress marker does not move, and no MLflow run is opened.
     """
     if not (cfg.label.table and cfg.prediction.columns):
         return 0
-    late = labels_pass(spark, cfg, prod.df, end)
-    stored = {
-        w.window_start: w.histograms.get(SLOT)
-        for w in load_histograms(spark, hist_table, cfg.monitor, baseline.baseline_id)
-    }
+    late = labels_pass(spark, cfg, prod.df, label_horizon(cfg, end), end)
+    stored = {w.window_start: w.histograms.get(SLOT) for w in store.load_histograms(baseline.baseline_id)}
     changed = [w for w in late if stored.get(w.window_start) != w.histograms[SLOT]]
     if not changed:
         return 0  # same labels as last time: a rerun writes nothing
-    write_histograms(spark, hist_table, cfg.monitor, baseline.baseline_id, changed, prod.version)
-    results = performance_results(cfg, baseline.baseline_id, changed, baseline.performance, alpha_per_test(cfg, baseline))
-    if results:
-        df = spark.createDataFrame(_metric_rows(results, None, datetime.now(timezone.utc)), _METRICS_SCHEMA)
-        merge_rows(spark, df, cfg.output_table("metrics"), METRIC_KEYS)
+    store.write_histograms(baseline.baseline_id, changed, prod.version)
+    store.write_metrics(
+        performance_results(cfg, baseline.baseline_id, changed, baseline.performance, alpha_per_test(cfg, baseline)),
+        None,
+    )
     return len(changed)
 
 

@@ -20,3 +20,14 @@ class BaselineError(SparkDriftError):
 
 class ActionError(SparkDriftError):
     """A configured action (alert, retrain trigger) failed."""
+
+
+class ActionFailed(Exception):
+    """One alert or retrain trigger failed: recorded as ``failed``, never a crash of the detect job.
+
+    ``run_id`` is set when a retrain run exists anyway (it started, then failed).
+    """
+
+    def __init__(self, message: str, run_id: str | None = None):
+        super().__init__(message)
+        self.run_id = run_id

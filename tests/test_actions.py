@@ -1,5 +1,8 @@
 """Actions: real webhook server, real MLflow project runs, a local stand-in for the Databricks
-workspace, real Delta actions table — cooldown, dedup, crash recovery, dry-run, no secrets."""
+workspace — cooldown, dedup, crash recovery, dry-run, no secrets.
+
+The records go to the in-memory store (the rules are the store's, not Delta's),
+except in the two tests marked ``spark`` that check the real Delta actions table."""
 from __future__ import annotations
 
 import json
@@ -13,16 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from sparkdrift import actions
-from sparkdrift.actions import ActionRecord, apply_actions, dedup_key, read_actions, retrain_parameters
-from sparkdrift.config import (
+from sparkdrift.actions import apply_actions, webhook
+from sparkdrift.actions.retrain import retrain_parameters
+from sparkdrift.core.config import (
     Actions, MonitorConfig, Output, ProductionSource, Retrain, TableSource, Tracking, Webhook,
 )
-from sparkdrift.errors import ActionError
+from sparkdrift.core.planning import ALERT_CAP, ActionRecord, dedup_key
 from sparkdrift.core.policy import WindowDecision
+from sparkdrift.errors import ActionError, ActionFailed
+from sparkdrift.store import DeltaStore, MemoryStore
+from sparkdrift.store.delta import ACTIONS_SCHEMA
 from sparkdrift.store.tables import read_output
-
-pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 
 REPO = Path(__file__).resolve().parents[1]
 UTC = timezone.utc
@@ -88,7 +92,7 @@ def server():
 
 @pytest.fixture(autouse=True)
 def _fast_backoff(monkeypatch):
-    monkeypatch.setattr(actions, "BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(webhook, "BACKOFF_SECONDS", 0.01)
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
 
@@ -125,8 +129,13 @@ def decision(day=0, severity="severe", score=0.34, monitor="churn"):
     )
 
 
-def table_rows(spark, cfg) -> dict[str, ActionRecord]:
-    return {r.dedup_key: r for r in read_actions(spark, cfg)}
+@pytest.fixture
+def store():
+    return MemoryStore("churn")
+
+
+def table_rows(store) -> dict[str, ActionRecord]:
+    return {r.dedup_key: r for r in store.read_actions()}
 
 
 def counter_command(path: Path) -> tuple[str, ...]:
@@ -146,11 +155,14 @@ def calls(path: Path) -> list[dict]:
 # --------------------------------------------------------------------------- webhook
 
 
+@pytest.mark.spark
+@pytest.mark.e2e
 def test_webhook_alert_exact_payload_and_record(spark, tmp_path, server, hook, caplog):
     caplog.set_level(logging.DEBUG, logger="sparkdrift")
     caplog.set_level(logging.DEBUG, logger="urllib")
     cfg = make_cfg(tmp_path, webhook=Webhook(url_env=HOOK_ENV))
-    records = apply_actions(spark, cfg, [decision(0, "severe")], "driftrun1", RUN_URL, now=NOW)
+    store = DeltaStore.of(spark, cfg)
+    records = apply_actions(store, cfg, [decision(0, "severe")], "driftrun1", RUN_URL, now=NOW)
 
     assert len(server.requests) == 1
     req = server.requests[0]
@@ -184,10 +196,10 @@ def test_webhook_alert_exact_payload_and_record(spark, tmp_path, server, hook, c
         finished_at=records[0].finished_at,
     )]
     assert records[0].finished_at >= NOW
-    assert list(table_rows(spark, cfg).values()) == records
+    assert list(table_rows(store).values()) == records
     # the table has exactly the documented schema
     assert read_output(spark, cfg.output_table("actions")).schema.simpleString() == (
-        "struct<" + ",".join(f.replace(" ", ":", 1) for f in actions.ACTIONS_SCHEMA.split(", ")) + ">"
+        "struct<" + ",".join(f.replace(" ", ":", 1) for f in ACTIONS_SCHEMA.split(", ")) + ">"
     )
     # logged, but never the URL
     assert "churn window 2026-01-05T00:00:00Z: severity severe" in caplog.text
@@ -195,28 +207,28 @@ def test_webhook_alert_exact_payload_and_record(spark, tmp_path, server, hook, c
     assert "SECRET" not in caplog.text and hook not in caplog.text
 
 
-def test_webhook_retries_then_succeeds(spark, tmp_path, server, hook):
+def test_webhook_retries_then_succeeds(store, tmp_path, server, hook):
     server.responses = [(500, "boom", 0), (503, "busy", 0)]
     cfg = make_cfg(tmp_path, webhook=Webhook(url_env=HOOK_ENV, retries=3))
-    (rec,) = apply_actions(spark, cfg, [decision(0)], "r1", None, now=NOW)
+    (rec,) = apply_actions(store, cfg, [decision(0)], "r1", None, now=NOW)
     assert len(server.requests) == 3
     assert all(json.loads(r["body"]) == json.loads(server.requests[0]["body"]) for r in server.requests)
     assert rec.status == "succeeded" and rec.error is None
 
 
-def test_webhook_client_error_is_not_retried(spark, tmp_path, server, hook):
+def test_webhook_client_error_is_not_retried(store, tmp_path, server, hook):
     server.responses = [(404, "no such hook", 0)]
     cfg = make_cfg(tmp_path, webhook=Webhook(url_env=HOOK_ENV, retries=3))
-    (rec,) = apply_actions(spark, cfg, [decision(0)], "r1", None, now=NOW)
+    (rec,) = apply_actions(store, cfg, [decision(0)], "r1", None, now=NOW)
     assert len(server.requests) == 1
     assert (rec.status, rec.error) == ("failed", "webhook answered HTTP 404 Not Found (not retried)")
 
 
-def test_webhook_timeout_is_honoured_and_fail_on_error_raises_after_recording(spark, tmp_path, server, hook):
+def test_webhook_timeout_is_honoured_and_fail_on_error_raises_after_recording(store, tmp_path, server, hook):
     server.default = (200, "late", 2.0)
     t = time.monotonic()
-    with pytest.raises(actions._Failed, match=r"^webhook failed after 2 attempt\(s\): timed out after 0.3s$"):
-        actions.post_webhook(server.url + HOOK_PATH, {"text": "x"}, timeout=0.3, retries=1)
+    with pytest.raises(ActionFailed, match=r"^webhook failed after 2 attempt\(s\): timed out after 0.3s$"):
+        webhook.post_webhook(server.url + HOOK_PATH, {"text": "x"}, timeout=0.3, retries=1)
     assert time.monotonic() - t < 1.5  # two attempts of 0.3 s, not the server's 2 s
     assert len(server.requests) == 2
 
@@ -224,28 +236,28 @@ def test_webhook_timeout_is_honoured_and_fail_on_error_raises_after_recording(sp
     with pytest.raises(ActionError, match=r"1 action\(s\) failed .*alert via webhook for window "
                                           r"2026-01-05T00:00:00Z: webhook failed after 2 attempt\(s\): "
                                           r"timed out after 0.3s"):
-        apply_actions(spark, cfg, [decision(0)], "r1", None, now=NOW)
+        apply_actions(store, cfg, [decision(0)], "r1", None, now=NOW)
     assert len(server.requests) == 4
-    (row,) = table_rows(spark, cfg).values()
+    (row,) = table_rows(store).values()
     assert (row.status, row.error) == ("failed", "webhook failed after 2 attempt(s): timed out after 0.3s")
 
 
-def test_missing_webhook_env_var_names_key_and_variable(spark, tmp_path, monkeypatch):
+def test_missing_webhook_env_var_names_key_and_variable(store, tmp_path, monkeypatch):
     monkeypatch.delenv(HOOK_ENV, raising=False)
     cfg = make_cfg(tmp_path, webhook=Webhook(url_env=HOOK_ENV))
     with pytest.raises(ActionError, match=f"actions.webhook.url_env: environment variable {HOOK_ENV} is not set"):
-        apply_actions(spark, cfg, [decision(0)], "r1", None, now=NOW)
-    assert read_output(spark, cfg.output_table("actions")) is None  # nothing recorded, nothing sent
+        apply_actions(store, cfg, [decision(0)], "r1", None, now=NOW)
+    assert store.read_actions() == []  # nothing recorded, nothing sent
     monkeypatch.setenv(HOOK_ENV, "file:///etc/passwd")
     with pytest.raises(ActionError, match=f"{HOOK_ENV} does not hold an http\\(s\\) URL"):
-        apply_actions(spark, cfg, [decision(0)], "r1", None, now=NOW)
+        apply_actions(store, cfg, [decision(0)], "r1", None, now=NOW)
 
 
-def test_escalation_alerts_within_cooldown(spark, tmp_path, server, hook):
+def test_escalation_alerts_within_cooldown(store, tmp_path, server, hook):
     cfg = make_cfg(tmp_path, webhook=Webhook(url_env=HOOK_ENV, cooldown="1h"))
-    (a,) = apply_actions(spark, cfg, [decision(0, "minor", 0.12)], "r1", None, now=NOW)
-    (b,) = apply_actions(spark, cfg, [decision(1, "severe")], "r2", None, now=NOW + timedelta(minutes=5))
-    (c,) = apply_actions(spark, cfg, [decision(2, "moderate", 0.22)], "r3", None, now=NOW + timedelta(minutes=10))
+    (a,) = apply_actions(store, cfg, [decision(0, "minor", 0.12)], "r1", None, now=NOW)
+    (b,) = apply_actions(store, cfg, [decision(1, "severe")], "r2", None, now=NOW + timedelta(minutes=5))
+    (c,) = apply_actions(store, cfg, [decision(2, "moderate", 0.22)], "r3", None, now=NOW + timedelta(minutes=10))
     assert [a.status, b.status, c.status] == ["succeeded", "succeeded", "skipped_cooldown"]
     assert c.error == "alert cooldown 1h: last alert at 2026-01-10T12:05:00Z"
     assert len(server.requests) == 2
@@ -254,7 +266,7 @@ def test_escalation_alerts_within_cooldown(spark, tmp_path, server, hook):
 # --------------------------------------------------------------------------- retrain triggers
 
 
-def test_databricks_job_request(spark, tmp_path, server, monkeypatch, caplog):
+def test_databricks_job_request(store, tmp_path, server, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG, logger="sparkdrift")
     caplog.set_level(logging.DEBUG, logger="databricks")
     caplog.set_level(logging.DEBUG, logger="urllib3")
@@ -267,7 +279,7 @@ def test_databricks_job_request(spark, tmp_path, server, monkeypatch, caplog):
     server.default = (200, {"run_id": 123, "number_in_job": 1}, 0)
     cfg = make_cfg(tmp_path, retrain=Retrain(kind="databricks_job", job_id=42, parameters={"model": "churn"}))
     d = decision(0, "severe")
-    (rec,) = apply_actions(spark, cfg, [d], "driftrun1", RUN_URL, now=NOW)
+    (rec,) = apply_actions(store, cfg, [d], "driftrun1", RUN_URL, now=NOW)
 
     key = dedup_key("churn", T0, "retrain", "severe")
     # one POST; the SDK may also read the host's public metadata (GET /.well-known/databricks-config)
@@ -290,12 +302,12 @@ def test_databricks_job_request(spark, tmp_path, server, monkeypatch, caplog):
     }
     assert (rec.status, rec.kind, rec.action, rec.retrain_run_id, rec.target) == (
         "succeeded", "databricks_job", "retrain", "123", "databricks job 42")
-    assert table_rows(spark, cfg)[key].retrain_run_id == "123"
+    assert table_rows(store)[key].retrain_run_id == "123"
 
     # rerun: deduplicated, no request at all
     n = len([r for r in server.requests if r["method"] == "POST"])
-    (again,) = apply_actions(spark, cfg, [d], "driftrun2", RUN_URL, now=NOW + timedelta(days=3))
-    assert len([r for r in server.requests if r["method"] == "POST"]) == n and again == table_rows(spark, cfg)[key]
+    (again,) = apply_actions(store, cfg, [d], "driftrun2", RUN_URL, now=NOW + timedelta(days=3))
+    assert len([r for r in server.requests if r["method"] == "POST"]) == n and again == table_rows(store)[key]
 
     # a crash left a pending row: the retry reuses the idempotency token (Databricks dedups it)
     d2 = decision(5, "severe")
@@ -303,18 +315,18 @@ def test_databricks_job_request(spark, tmp_path, server, monkeypatch, caplog):
     pending = ActionRecord("churn", d2.window_start.replace(tzinfo=UTC), d2.window_end.replace(tzinfo=UTC),
                            "severe", "", "retrain", "databricks_job", "databricks job 42", "pending", key2,
                            drift_run_id="crashed", decided_at=NOW + timedelta(days=5))
-    actions._write_records(spark, cfg.output_table("actions"), [pending])
-    (rec2,) = apply_actions(spark, cfg, [d2], "driftrun3", None, now=NOW + timedelta(days=5, minutes=1))
+    store.write_actions([pending])
+    (rec2,) = apply_actions(store, cfg, [d2], "driftrun3", None, now=NOW + timedelta(days=5, minutes=1))
     assert json.loads([r for r in server.requests if r["method"] == "POST"][-1]["body"])["idempotency_token"] == key2
     assert rec2.status == "succeeded"
     assert "dapi-test" not in caplog.text
 
 
-def test_command_trigger_gets_values_as_env(spark, tmp_path, server):
+def test_command_trigger_gets_values_as_env(store, tmp_path, server):
     out = tmp_path / "calls.jsonl"
     cfg = make_cfg(tmp_path, retrain=Retrain(kind="command", command=counter_command(out), synchronous=True,
                                              parameters={"train-table": "main.ml.churn"}))
-    (rec,) = apply_actions(spark, cfg, [decision(0, "severe")], "driftrun1", None, now=NOW)
+    (rec,) = apply_actions(store, cfg, [decision(0, "severe")], "driftrun1", None, now=NOW)
     assert rec.status == "succeeded" and rec.target == "python3 (+3 args)".replace("python3", Path(sys.executable).name)
     assert calls(out) == [{
         "SPARKDRIFT_REASON": "severe drift: score max:psi=0.34 >= severe 0.3; 4 drifted features >= 3",
@@ -329,26 +341,26 @@ def test_command_trigger_gets_values_as_env(spark, tmp_path, server):
     }]
 
 
-def test_failing_command_is_recorded_then_raised(spark, tmp_path):
+def test_failing_command_is_recorded_then_raised(store, tmp_path):
     cfg = make_cfg(tmp_path, retrain=Retrain(kind="command", command=(sys.executable, "-c", "raise SystemExit(3)"),
                                              synchronous=True), fail_on_error=True)
     with pytest.raises(ActionError, match="retrain via command for window 2026-01-05T00:00:00Z: command exited with code 3"):
-        apply_actions(spark, cfg, [decision(0)], "r1", None, now=NOW)
-    (row,) = table_rows(spark, cfg).values()
+        apply_actions(store, cfg, [decision(0)], "r1", None, now=NOW)
+    (row,) = table_rows(store).values()
     assert (row.status, row.error) == ("failed", "command exited with code 3")
     # without fail_on_error: recorded and returned; a failed action is retried on the next run
     cfg2 = make_cfg(tmp_path, retrain=Retrain(kind="command", command=("/nonexistent/retrain",)))
-    (rec,) = apply_actions(spark, cfg2, [decision(0)], "r2", None, now=NOW + timedelta(minutes=1))
+    (rec,) = apply_actions(store, cfg2, [decision(0)], "r2", None, now=NOW + timedelta(minutes=1))
     assert (rec.status, rec.error) == ("failed", "command not found: retrain")
 
 
-def test_cooldown_and_dedup_across_reruns(spark, tmp_path, server, hook):
+def test_cooldown_and_dedup_across_reruns(store, tmp_path, server, hook):
     out = tmp_path / "calls.jsonl"
     cfg = make_cfg(tmp_path, webhook=Webhook(url_env=HOOK_ENV, cooldown="1h"),
                    retrain=Retrain(kind="command", command=counter_command(out), synchronous=True, cooldown="24h"))
 
     def run(days, at):
-        recs = apply_actions(spark, cfg, [decision(x) for x in days], "r", None, now=at)
+        recs = apply_actions(store, cfg, [decision(x) for x in days], "r", None, now=at)
         return {(r.action, r.window_start.day): r.status for r in recs}
 
     assert run([0], NOW) == {("alert", 5): "succeeded", ("retrain", 5): "succeeded"}
@@ -360,56 +372,56 @@ def test_cooldown_and_dedup_across_reruns(spark, tmp_path, server, hook):
     assert run([1], NOW + timedelta(minutes=10)) == {("alert", 6): "skipped_cooldown", ("retrain", 6): "skipped_cooldown"}
     # alert cooldown over, retrain cooldown not
     assert run([1], NOW + timedelta(hours=2)) == {("alert", 6): "succeeded", ("retrain", 6): "skipped_cooldown"}
-    rows = table_rows(spark, cfg)
+    rows = table_rows(store)
     assert rows[dedup_key("churn", T0 + DAY, "retrain", "severe")].error == (
         "retrain cooldown 24h: last retrain at 2026-01-10T12:00:00Z")
     # both over
     assert run([2], NOW + timedelta(hours=25)) == {("alert", 7): "succeeded", ("retrain", 7): "succeeded"}
     assert (len(server.requests), len(calls(out))) == (3, 2)
-    assert len(table_rows(spark, cfg)) == 6
+    assert len(table_rows(store)) == 6
 
 
-def test_backfill_retrains_latest_window_only_and_caps_alerts(spark, tmp_path, server, hook):
+def test_backfill_retrains_latest_window_only_and_caps_alerts(store, tmp_path, server, hook):
     out = tmp_path / "calls.jsonl"
     cfg = make_cfg(tmp_path, webhook=Webhook(url_env=HOOK_ENV),
                    retrain=Retrain(kind="command", command=counter_command(out), synchronous=True))
     ds = [decision(x) for x in range(7)] + [decision(7, "none", 0.01)]
-    recs = apply_actions(spark, cfg, ds, "r", None, now=NOW)
+    recs = apply_actions(store, cfg, ds, "r", None, now=NOW)
     alerts = {r.window_start.day: r.status for r in recs if r.action == "alert"}
     retrains = {r.window_start.day: r.status for r in recs if r.action == "retrain"}
     assert alerts == {5: "superseded", 6: "superseded", 7: "succeeded", 8: "succeeded", 9: "succeeded",
                       10: "succeeded", 11: "succeeded"}
-    assert len(server.requests) == actions.ALERT_CAP == 5
+    assert len(server.requests) == ALERT_CAP == 5
     # the latest window (day 12) is not breached: no retrain, the older breaches are superseded
     assert set(retrains.values()) == {"superseded"} and len(retrains) == 7 and calls(out) == []
 
-    recs = apply_actions(spark, cfg, ds[:7], "r2", None, now=NOW + timedelta(minutes=1))
+    recs = apply_actions(store, cfg, ds[:7], "r2", None, now=NOW + timedelta(minutes=1))
     retrains = {r.window_start.day: r.status for r in recs if r.action == "retrain"}
     assert retrains == {**{d: "superseded" for d in range(5, 11)}, 11: "succeeded"}
     assert [c["SPARKDRIFT_WINDOW_START"] for c in calls(out)] == ["2026-01-11T00:00:00Z"]
     assert len(server.requests) == 5  # the alerts already sent are not repeated
 
 
-def test_dry_run_sends_and_starts_nothing(spark, tmp_path, server, hook, tracking_uri):
+def test_dry_run_sends_and_starts_nothing(store, tmp_path, server, hook, tracking_uri):
     import mlflow
 
     out = tmp_path / "calls.jsonl"
     retrain = Retrain(kind="mlflow_project", uri=str(REPO / "examples" / "retrain"), synchronous=True)
     cfg = make_cfg(tmp_path, webhook=Webhook(url_env=HOOK_ENV), retrain=retrain, dry_run=True,
                    tracking_uri=tracking_uri)
-    recs = apply_actions(spark, cfg, [decision(0)], "r1", RUN_URL, now=NOW)
+    recs = apply_actions(store, cfg, [decision(0)], "r1", RUN_URL, now=NOW)
     assert {(r.action, r.kind, r.status) for r in recs} == {("alert", "webhook", "dry_run"),
                                                           ("retrain", "mlflow_project", "dry_run")}
     assert server.requests == []
     client = mlflow.MlflowClient(tracking_uri)
     assert client.get_experiment_by_name("sparkdrift/churn-retrain") is None
     assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
-    assert {r.status for r in table_rows(spark, cfg).values()} == {"dry_run"}
+    assert {r.status for r in table_rows(store).values()} == {"dry_run"}
 
     # a dry run does not need the secret, and does not block the real run that follows
     cfg_real = make_cfg(tmp_path, webhook=Webhook(url_env=HOOK_ENV),
                         retrain=Retrain(kind="command", command=counter_command(out), synchronous=True))
-    recs = apply_actions(spark, cfg_real, [decision(0)], "r2", None, now=NOW + timedelta(minutes=1))
+    recs = apply_actions(store, cfg_real, [decision(0)], "r2", None, now=NOW + timedelta(minutes=1))
     assert {r.status for r in recs} == {"succeeded"} and len(server.requests) == 1 and len(calls(out)) == 1
 
 
@@ -417,7 +429,7 @@ def test_dry_run_sends_and_starts_nothing(spark, tmp_path, server, hook, trackin
 
 
 @pytest.mark.slow
-def test_mlflow_project_retrain_example(spark, tmp_path, server, hook, tracking_uri, monkeypatch, caplog):
+def test_mlflow_project_retrain_example(store, tmp_path, server, hook, tracking_uri, monkeypatch, caplog):
     import mlflow
 
     caplog.set_level(logging.DEBUG, logger="sparkdrift")
@@ -429,7 +441,7 @@ def test_mlflow_project_retrain_example(spark, tmp_path, server, hook, tracking_
     cfg = make_cfg(tmp_path, webhook=Webhook(url_env=HOOK_ENV), retrain=retrain, tracking_uri=tracking_uri)
     mlflow.set_tracking_uri("sqlite:///elsewhere.db")
     try:
-        recs = apply_actions(spark, cfg, [decision(0)], "driftrun1", RUN_URL, now=NOW)
+        recs = apply_actions(store, cfg, [decision(0)], "driftrun1", RUN_URL, now=NOW)
         assert mlflow.get_tracking_uri() == "sqlite:///elsewhere.db"  # the global URI is restored afterwards
     finally:
         mlflow.set_tracking_uri(None)
@@ -450,7 +462,7 @@ def test_mlflow_project_retrain_example(spark, tmp_path, server, hook, tracking_
     assert params["data"] == "synthetic" and "accuracy" in run.data.metrics
     (version,) = client.search_model_versions("name='churn-retrained'")
     assert version.run_id == run.info.run_id
-    assert table_rows(spark, cfg)[rec.dedup_key].retrain_run_id == run.info.run_id
+    assert table_rows(store)[rec.dedup_key].retrain_run_id == run.info.run_id
 
     # no secret in MLflow params or tags, nor in our logs
     for secret in (hook, "XoXoSECRETtoken", "dapi-secret-token"):
@@ -458,7 +470,7 @@ def test_mlflow_project_retrain_example(spark, tmp_path, server, hook, tracking_
         assert secret not in "".join(r.getMessage() for r in caplog.records if r.name.startswith("sparkdrift"))
 
     # rerun: no second retrain
-    apply_actions(spark, cfg, [decision(0)], "driftrun2", RUN_URL, now=NOW + timedelta(days=2))
+    apply_actions(store, cfg, [decision(0)], "driftrun2", RUN_URL, now=NOW + timedelta(days=2))
     assert len(client.search_runs([run.info.experiment_id])) == 1
 
 
@@ -476,6 +488,8 @@ entry_points:
 """
 
 
+@pytest.mark.spark
+@pytest.mark.e2e
 def test_crash_between_trigger_and_record_never_retrains_twice(spark, tmp_path, tracking_uri, monkeypatch):
     import mlflow
 
@@ -486,33 +500,33 @@ def test_crash_between_trigger_and_record_never_retrains_twice(spark, tmp_path, 
     cfg = make_cfg(tmp_path, retrain=Retrain(kind="mlflow_project", uri=str(project), synchronous=True),
                    tracking_uri=tracking_uri)
     client = mlflow.MlflowClient(tracking_uri)
-    table = cfg.output_table("actions")
+    store = DeltaStore.of(spark, cfg)
 
     # 1. the trigger succeeds, then the job dies while recording the outcome
-    real_write = actions._write_records
+    real_write = DeltaStore.write_actions
     writes = []
 
-    def crashing_write(spark_, table_, records):
+    def crashing_write(self, records):
         writes.append([r.status for r in records])
         if len(writes) == 2:
             raise RuntimeError("driver lost")
-        real_write(spark_, table_, records)
+        real_write(self, records)
 
-    monkeypatch.setattr(actions, "_write_records", crashing_write)
+    monkeypatch.setattr(DeltaStore, "write_actions", crashing_write)
     with pytest.raises(RuntimeError, match="driver lost"):
-        apply_actions(spark, cfg, [decision(0)], "driftrun1", None, now=NOW)
-    monkeypatch.setattr(actions, "_write_records", real_write)
+        apply_actions(store, cfg, [decision(0)], "driftrun1", None, now=NOW)
+    monkeypatch.setattr(DeltaStore, "write_actions", real_write)
     assert writes == [["pending"], ["succeeded"]]
     key = dedup_key("churn", T0, "retrain", "severe")
-    assert table_rows(spark, cfg)[key].status == "pending"
+    assert table_rows(store)[key].status == "pending"
     exp = client.get_experiment_by_name("sparkdrift/churn-retrain")
     (started,) = client.search_runs([exp.experiment_id])
     assert started.data.tags["sparkdrift.dedup_key"] == key
 
     # rerun: the pending row is completed from MLflow, nothing starts again
-    (rec,) = apply_actions(spark, cfg, [decision(0)], "driftrun2", None, now=NOW + timedelta(minutes=5))
+    (rec,) = apply_actions(store, cfg, [decision(0)], "driftrun2", None, now=NOW + timedelta(minutes=5))
     assert (rec.status, rec.retrain_run_id, rec.drift_run_id) == ("succeeded", started.info.run_id, "driftrun1")
-    assert table_rows(spark, cfg)[key] == rec
+    assert table_rows(store)[key] == rec
     assert len(client.search_runs([exp.experiment_id])) == 1
 
     # 2. a crash before the run was even tagged: found by its window and drift run params
@@ -521,14 +535,14 @@ def test_crash_between_trigger_and_record_never_retrains_twice(spark, tmp_path, 
     pending = ActionRecord("churn", d1.window_start.replace(tzinfo=UTC), d1.window_end.replace(tzinfo=UTC),
                            "severe", "", "retrain", "mlflow_project", str(project), "pending", key1,
                            drift_run_id="driftrun3", decided_at=NOW + timedelta(days=3))
-    actions._write_records(spark, table, [pending])
+    store.write_actions([pending])
     mlflow.set_tracking_uri(tracking_uri)
     try:
         untagged = mlflow.projects.run(str(project), parameters=retrain_parameters(cfg, d1, "driftrun3"),
                                        experiment_name="sparkdrift/churn-retrain", env_manager="local")
     finally:
         mlflow.set_tracking_uri(None)
-    (rec1,) = apply_actions(spark, cfg, [d1], "driftrun4", None, now=NOW + timedelta(days=3, minutes=1))
+    (rec1,) = apply_actions(store, cfg, [d1], "driftrun4", None, now=NOW + timedelta(days=3, minutes=1))
     assert (rec1.status, rec1.retrain_run_id) == ("succeeded", untagged.run_id)
     assert client.get_run(untagged.run_id).data.tags["sparkdrift.dedup_key"] == key1
     assert len(client.search_runs([exp.experiment_id])) == 2
@@ -536,22 +550,22 @@ def test_crash_between_trigger_and_record_never_retrains_twice(spark, tmp_path, 
     # 3. a crash before the launch: no run exists, so the retrain is started now
     d2 = decision(2)
     key2 = dedup_key("churn", d2.window_start, "retrain", "severe")
-    actions._write_records(spark, table, [ActionRecord(
+    store.write_actions([ActionRecord(
         "churn", d2.window_start.replace(tzinfo=UTC), d2.window_end.replace(tzinfo=UTC), "severe", "", "retrain",
         "mlflow_project", str(project), "pending", key2, drift_run_id="driftrun5", decided_at=NOW + timedelta(days=6))])
-    (rec2,) = apply_actions(spark, cfg, [d2], "driftrun6", None, now=NOW + timedelta(days=6, minutes=1))
+    (rec2,) = apply_actions(store, cfg, [d2], "driftrun6", None, now=NOW + timedelta(days=6, minutes=1))
     assert rec2.status == "succeeded" and rec2.retrain_run_id not in (started.info.run_id, untagged.run_id)
     assert len(client.search_runs([exp.experiment_id])) == 3
 
 
-def test_pending_command_is_never_restarted(spark, tmp_path, caplog):
+def test_pending_command_is_never_restarted(store, tmp_path, caplog):
     out = tmp_path / "calls.jsonl"
     cfg = make_cfg(tmp_path, retrain=Retrain(kind="command", command=counter_command(out), synchronous=True))
     d = decision(0)
     key = dedup_key("churn", T0, "retrain", "severe")
-    actions._write_records(spark, cfg.output_table("actions"), [ActionRecord(
+    store.write_actions([ActionRecord(
         "churn", T0.replace(tzinfo=UTC), (T0 + DAY).replace(tzinfo=UTC), "severe", "", "retrain", "command",
         "python", "pending", key, decided_at=NOW - timedelta(days=3))])
-    (rec,) = apply_actions(spark, cfg, [d], "r", None, now=NOW)
+    (rec,) = apply_actions(store, cfg, [d], "r", None, now=NOW)
     assert rec.status == "pending" and calls(out) == []
     assert "still pending from an interrupted run" in caplog.text

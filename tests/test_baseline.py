@@ -7,18 +7,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from sparkdrift import baseline as bl
-from sparkdrift.baseline import (
-    PROFILE_SCHEMA,
-    build_baseline,
-    describe_baseline,
-    load_baseline,
-    mean_std,
-    run_baseline,
-    save_baseline,
-)
+from sparkdrift.baseline import run_baseline
+from sparkdrift.sinks.console import describe_baseline
+from sparkdrift.spark import profiling
+from sparkdrift.spark.profiling import build_baseline
+from sparkdrift.store import DeltaStore
+from sparkdrift.store.delta import PROFILE_SCHEMA
 from sparkdrift.core.binning import count_categorical, count_numeric
-from sparkdrift.config import parse_config
+from sparkdrift.core.config import parse_config
 from sparkdrift.errors import BaselineError, TableError
 from sparkdrift.store.tables import latest_version, read_output
 
@@ -171,7 +167,7 @@ def test_fine_counts_equal_numpy_reference_on_the_same_rows(built, source, name)
     finite = values.compressed()
     assert int(fp.baseline.counts.sum()) == int((~np.isnan(finite)).sum())
     assert fp.baseline.n_rows == profile.row_count == N
-    mean, std = mean_std(profile, name)
+    mean, std = profile.features[name].mean_std()
     assert mean == pytest.approx(np.nanmean(finite), rel=1e-12)
     assert std == pytest.approx(np.nanstd(finite), rel=1e-9)
 
@@ -210,7 +206,7 @@ def test_degenerate_numeric_columns(built, source):
     # constant: one cut, one bin
     fc = profile.features["const"]
     assert fc.edges == (7.5,) and fc.coarse == (0,) and list(fc.baseline.counts) == [N]
-    assert mean_std(profile, "const") == (7.5, 0.0)
+    assert profile.features["const"].mean_std() == (7.5, 0.0)
     # 90% zeros (half of them -0.0): the zero atom is one fine bin and its own coarse bin
     fz = profile.features["z"]
     zeros = sum(v == 0.0 for v in _column(rows, "z"))
@@ -223,7 +219,7 @@ def test_degenerate_numeric_columns(built, source):
     fn = profile.features["allnull"]
     assert fn.edges == () and fn.coarse == () and fn.all_null
     assert fn.baseline.counts.size == 0 and fn.baseline.nulls == N and fn.baseline.n_rows == N
-    assert mean_std(profile, "allnull")[0] != mean_std(profile, "allnull")[0]  # NaN
+    assert profile.features["allnull"].mean_std()[0] != profile.features["allnull"].mean_std()[0]  # NaN
 
 
 # ----------------------------------------------------------------------------- categorical
@@ -259,14 +255,14 @@ def test_high_cardinality_collects_only_top_k_and_decides_tracking_by_distinct_c
     cfg = _cfg(path, str(tmp_path / "out"), features={"categorical": ["id", "small", "nine"]},
                prediction={"columns": []}, binning={"top_k": 3, "max_tracked_categories": 5})
     collected = []
-    real = bl._scan_counts
+    real = profiling._scan_counts
 
     def spy(*args, **kwargs):
         rows = real(*args, **kwargs)
         collected.extend(rows)
         return rows
 
-    monkeypatch.setattr(bl, "_scan_counts", spy)
+    monkeypatch.setattr(profiling, "_scan_counts", spy)
     profile = build_baseline(spark, cfg)
     per_feature = Counter(r["fi"] for r in collected)
     assert per_feature == {0: 3, 1: 8, 2: 3}  # never more than top_k + max_tracked per column
@@ -287,7 +283,7 @@ def test_save_load_roundtrip_and_idempotent_rerun(spark, source, built):
     path, _, _ = source
     cfg, profile = built
     target = cfg.output_table("profiles")
-    assert save_baseline(spark, cfg, profile) is True
+    assert DeltaStore.of(spark, cfg).save_profile(profile) is True
     version = latest_version(spark, target)
     stored = read_output(spark, target)
     assert stored.count() == len(profile.features) + 1 == 10  # + the performance row
@@ -300,7 +296,7 @@ def test_save_load_roundtrip_and_idempotent_rerun(spark, source, built):
     row = stored.filter("feature = 'x'").first()
     assert row["tracked"] is None and row["source_table"] == path and row["source_version"] == 0
 
-    loaded = load_baseline(spark, cfg)
+    loaded = DeltaStore.of(spark, cfg).load_profile(cfg.baseline_id)
     assert loaded.baseline_id == profile.baseline_id and loaded.row_count == N
     assert loaded.created_at == profile.created_at
     assert list(loaded.features) == list(profile.features)
@@ -310,7 +306,7 @@ def test_save_load_roundtrip_and_idempotent_rerun(spark, source, built):
         assert (got.edges, got.coarse, got.categories, got.tracked, got.kind, got.role, got.dtype) == (
             fp.edges, fp.coarse, fp.categories, fp.tracked, fp.kind, fp.role, fp.dtype
         )
-        a, b = mean_std(loaded, name), mean_std(profile, name)
+        a, b = loaded.features[name].mean_std(), profile.features[name].mean_std()
         assert a == pytest.approx(b, nan_ok=True)
     assert loaded.features["score"].role == "prediction"
     assert loaded.performance == profile.performance and profile.performance is not None
@@ -318,12 +314,12 @@ def test_save_load_roundtrip_and_idempotent_rerun(spark, source, built):
     # rerun on the unchanged source: same id, nothing written, first created_at kept
     again = build_baseline(spark, cfg)
     assert again.baseline_id == profile.baseline_id
-    assert save_baseline(spark, cfg, again) is False
+    assert DeltaStore.of(spark, cfg).save_profile(again) is False
     same, rebuilt = run_baseline(spark, cfg)
     assert rebuilt is False and same.baseline_id == profile.baseline_id
     assert latest_version(spark, target) == version
     assert read_output(spark, target).count() == 10
-    assert load_baseline(spark, cfg).created_at == profile.created_at
+    assert DeltaStore.of(spark, cfg).load_profile(cfg.baseline_id).created_at == profile.created_at
 
 
 def test_new_source_version_or_changed_config_gives_a_new_id(spark, tmp_path):
@@ -345,15 +341,15 @@ def test_new_source_version_or_changed_config_gives_a_new_id(spark, tmp_path):
     assert third.config_hash != first.config_hash
     # config sections that do not shape the profile leave the id alone
     other = _cfg(path, out, policy={"consecutive_windows": 2})
-    assert bl.baseline_identity(spark, other)[0] == second.baseline_id
+    assert profiling.baseline_identity(spark, other)[0] == second.baseline_id
 
-    assert load_baseline(spark, cfg).baseline_id == second.baseline_id  # latest by created_at
-    assert load_baseline(spark, cfg, first.baseline_id).source_version == 0
+    assert DeltaStore.of(spark, cfg).load_profile(cfg.baseline_id).baseline_id == second.baseline_id  # latest by created_at
+    assert DeltaStore.of(spark, cfg).load_profile(first.baseline_id).source_version == 0
     pinned = _cfg(path, out, baseline_id=first.baseline_id)
-    assert load_baseline(spark, pinned).baseline_id == first.baseline_id
+    assert DeltaStore.of(spark, pinned).load_profile(pinned.baseline_id).baseline_id == first.baseline_id
     # time travel to the old version: the old id again (the version read is what counts)
     old = _cfg(path, out, baseline={"table": path, "version": 0})
-    assert bl.baseline_identity(spark, old) == (first.baseline_id, 0, first.config_hash)
+    assert profiling.baseline_identity(spark, old) == (first.baseline_id, 0, first.config_hash)
 
 
 def test_filter_and_sample_are_applied_and_reproducible(spark, source):
@@ -390,15 +386,15 @@ def test_load_without_a_stored_baseline_says_what_to_run(spark, source, tmp_path
     cfg = _cfg(path, str(tmp_path / "empty_out"))
     target = cfg.output_table("profiles")
     with pytest.raises(BaselineError, match=f"no baseline for monitor churn in {target}: run `sparkdrift baseline --config"):
-        load_baseline(spark, cfg)
+        DeltaStore.of(spark, cfg).load_profile(cfg.baseline_id)
     profile = build_baseline(spark, _cfg(path, str(tmp_path / "empty_out"), features={"numeric": ["i"]},
                                          prediction={"columns": []}))
-    save_baseline(spark, cfg, profile)
+    DeltaStore.of(spark, cfg).save_profile(profile)
     other = _cfg(path, str(tmp_path / "empty_out"), monitor="other")
     with pytest.raises(BaselineError, match="no baseline for monitor other"):
-        load_baseline(spark, other)
+        DeltaStore.of(spark, other).load_profile(other.baseline_id)
     with pytest.raises(BaselineError, match="baseline deadbeef of monitor churn is not in"):
-        load_baseline(spark, cfg, "deadbeef")
+        DeltaStore.of(spark, cfg).load_profile("deadbeef")
 
 
 # ----------------------------------------------------------------------------- cost

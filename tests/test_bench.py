@@ -31,7 +31,8 @@ def test_generator_and_harness(spark, tmp_path):
     from bench import collect_way
     from bench.generate import DAYS, T0, Generated, append_day, generate
     from bench.run import accuracy, floor_query, make_config, render
-    from sparkdrift.baseline import build_baseline, save_baseline
+    from sparkdrift.spark.profiling import build_baseline
+    from sparkdrift.store import DeltaStore
     from sparkdrift.detect import run_detect
 
     g = generate(spark, tmp_path / "data", rows=20_000, features=6, seed=3)
@@ -62,7 +63,7 @@ def test_generator_and_harness(spark, tmp_path):
     # the jobs the benchmark times
     cfg = make_config(g, tmp_path / "out", "off", None)
     profile = build_baseline(spark, cfg)
-    save_baseline(spark, cfg, profile)
+    DeltaStore.of(spark, cfg).save_profile(profile)
     as_of = T0 + timedelta(days=DAYS, hours=1)
     cold = run_detect(spark, cfg, as_of=as_of)
     assert len(cold.windows) == DAYS

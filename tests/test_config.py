@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from sparkdrift.cli import main
-from sparkdrift.config import describe_fields, duration_seconds, load_config, parse_config
+from sparkdrift.core.config import describe_fields, duration_seconds, load_config, parse_config
 from sparkdrift.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

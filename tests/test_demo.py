@@ -69,9 +69,9 @@ def _detect_runs(cfg):
 
 
 def _retrains(spark, cfg) -> list:
-    from sparkdrift.actions import read_actions
+    from sparkdrift.store import DeltaStore
 
-    return [a for a in read_actions(spark, cfg) if a.action == "retrain" and a.status in ("pending", "succeeded")]
+    return [a for a in DeltaStore.of(spark, cfg).read_actions() if a.action == "retrain" and a.status in ("pending", "succeeded")]
 
 
 def test_demo_data_is_deterministic():

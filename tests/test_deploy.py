@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from sparkdrift.cli import build_parser
-from sparkdrift.config import load_config
+from sparkdrift.core.config import load_config
 from sparkdrift.spark.session import delta_package
 
 REPO = Path(__file__).resolve().parents[1]

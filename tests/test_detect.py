@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from sparkdrift.core import stats
-from sparkdrift.baseline import build_baseline, load_baseline, save_baseline
-from sparkdrift.config import parse_config
+from sparkdrift.spark.profiling import build_baseline
+from sparkdrift.store import DeltaStore
+from sparkdrift.core.config import parse_config
 from sparkdrift.detect import run_detect
-from sparkdrift.spark.histograms import load_histograms
 from sparkdrift.store.tables import read_output
 from sparkdrift.core.windows import window_index
 
@@ -58,7 +58,7 @@ def case(spark, tmp_path_factory):
         },
         "e2e.yaml",
     )
-    save_baseline(spark, cfg, build_baseline(spark, cfg))
+    DeltaStore.of(spark, cfg).save_profile(build_baseline(spark, cfg))
     first = run_detect(spark, cfg, as_of=DAY0 + timedelta(days=6, hours=2))
     return spark, tmp, cfg, rng, first
 
@@ -79,8 +79,8 @@ def test_windows_flagged_where_drift_was_injected(case):
 
 def test_metrics_table_matches_statistics_from_stored_histograms(case):
     spark, _, cfg, _, out = case
-    baseline = load_baseline(spark, cfg)
-    stored = load_histograms(spark, cfg.output_table("histograms"), cfg.monitor, baseline.baseline_id)
+    baseline = DeltaStore.of(spark, cfg).load_profile(cfg.baseline_id)
+    stored = DeltaStore.of(spark, cfg).load_histograms(baseline.baseline_id)
     assert len(stored) == 6
     table = read_output(spark, cfg.output_table("metrics")).collect()
     assert len(table) == len(out.results)

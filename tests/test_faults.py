@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import yaml
 
-from sparkdrift.baseline import build_baseline, save_baseline
+from sparkdrift.spark.profiling import build_baseline
+from sparkdrift.store import DeltaStore
 from sparkdrift.cli import main
-from sparkdrift.config import load_config, parse_config
+from sparkdrift.core.config import load_config, parse_config
 from sparkdrift.detect import run_detect
 from sparkdrift.store.tables import read_output
 
@@ -72,7 +73,7 @@ def _config(tmp, **mlflow) -> dict:
 def test_unreachable_mlflow_never_blocks_the_verdict(spark, tmp_path, webhook):
     _tables(spark, tmp_path)
     cfg = parse_config(_config(tmp_path), "faults.yaml")
-    save_baseline(spark, cfg, build_baseline(spark, cfg))
+    DeltaStore.of(spark, cfg).save_profile(build_baseline(spark, cfg))
     out = run_detect(spark, cfg, as_of=DAY0 + timedelta(days=3, hours=2))
     # MLflow's own default (retries with backoff) waited ~305 s here; bounded, it gives up at once
     assert out.cost["stage.mlflow_s"] < 30
@@ -88,7 +89,7 @@ def test_cli_exit_code_when_mlflow_is_required(spark, tmp_path, webhook, capsys)
     path = tmp_path / "faults.yaml"
     path.write_text(yaml.safe_dump(_config(tmp_path, required=True)))
     cfg = load_config(path)
-    save_baseline(spark, cfg, build_baseline(spark, cfg))
+    DeltaStore.of(spark, cfg).save_profile(build_baseline(spark, cfg))
     code = main(["detect", "--config", str(path), "--as-of", (DAY0 + timedelta(days=3, hours=2)).isoformat()])
     out = capsys.readouterr().out
     assert code == 4
@@ -107,7 +108,7 @@ def test_null_timestamps_are_counted_and_an_outage_is_a_flagged_window(spark, tm
     rows += [(None, float(x)) for x in rng.normal(0, 1, 250)]
     spark.createDataFrame(rows, "ts timestamp, x double").write.format("delta").save(str(tmp_path / "log"))
     cfg = parse_config({**_config(tmp_path), "mlflow": {"enabled": False}, "actions": {}}, "faults.yaml")
-    save_baseline(spark, cfg, build_baseline(spark, cfg))
+    DeltaStore.of(spark, cfg).save_profile(build_baseline(spark, cfg))
     out = run_detect(spark, cfg, as_of=DAY0 + timedelta(days=6, hours=2))
     assert out.null_timestamps == 250
     assert [(w.window_start.day, w.rows) for w in out.windows] == [(1, PER_DAY), (2, PER_DAY), (3, PER_DAY),

@@ -135,7 +135,7 @@ def test_time_filter_prunes_files_of_other_days(spark, tmp_path, setup):
 
 def test_a_failing_statistic_is_an_error_and_others_proceed(setup):
     """One bad column (here: a histogram with the wrong bin count) must not sink the others, and is an error, never "no drift"."""
-    from sparkdrift.config import parse_config
+    from sparkdrift.core.config import parse_config
     from sparkdrift.core.drift import compare
     from sparkdrift.core.profile import Histogram
 

@@ -6,8 +6,9 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from sparkdrift.baseline import build_baseline, save_baseline
-from sparkdrift.config import parse_config
+from sparkdrift.spark.profiling import build_baseline
+from sparkdrift.store import DeltaStore
+from sparkdrift.core.config import parse_config
 from sparkdrift.detect import run_detect
 from sparkdrift.store.tables import read_output
 
@@ -57,7 +58,7 @@ def test_late_labels_update_the_earlier_window(spark, tmp_path):
     spark.createDataFrame(days[0][0], schema).drop("ts").write.format("delta").save(str(tmp_path / "train"))
     spark.createDataFrame(days[0][1], "id long, y int").write.format("delta").save(str(tmp_path / "labels"))
     cfg = _config(tmp_path, "labels", max_delay="7d")
-    save_baseline(spark, cfg, build_baseline(spark, cfg))
+    DeltaStore.of(spark, cfg).save_profile(build_baseline(spark, cfg))
 
     first = run_detect(spark, cfg, as_of=DAY0 + timedelta(days=3, hours=2))
     perf = {(r.window_start.day, r.statistic): r.value for r in first.results if r.signal == "performance"}
@@ -99,7 +100,7 @@ def test_a_backfill_scores_every_labelled_window(spark, tmp_path):
     spark.createDataFrame([l for _, labels, *_ in days for l in labels], "id long, y int").write.format("delta").save(
         str(tmp_path / "labels"))
     cfg = _config(tmp_path, "backfill", max_delay="1d")
-    save_baseline(spark, cfg, build_baseline(spark, cfg))
+    DeltaStore.of(spark, cfg).save_profile(build_baseline(spark, cfg))
     out = run_detect(spark, cfg, as_of=DAY0 + timedelta(days=6, hours=2))
     auc = {r.window_start.day: r.value for r in out.results if r.signal == "performance" and r.statistic == "auc"}
     assert sorted(auc) == [1, 2, 3, 4, 5, 6]  # max_delay 1d no longer limits a first run

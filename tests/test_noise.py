@@ -13,9 +13,9 @@ from helpers import categorical_profile, numeric_profile
 from sparkdrift.core import noise
 from sparkdrift.core import stats
 from sparkdrift.core.binning import count_categorical, count_numeric
-from sparkdrift.config import parse_config
+from sparkdrift.core.config import parse_config
 from sparkdrift.core.drift import drift_results, alpha_per_test, n_tests
-from sparkdrift.spark.histograms import WindowHistograms
+from sparkdrift.core.windows import WindowHistograms
 from sparkdrift.core.policy import evaluate
 from sparkdrift.core.profile import BaselineProfile, Histogram
 from sparkdrift.core.results import DriftResult

@@ -112,7 +112,7 @@ def test_review_notebook_publishes_task_values_in_a_job(spark, monitor):
 
 
 def test_setup_notebook_infers_validates_and_builds(spark, monitor, tmp_path):
-    from sparkdrift.config import load_config
+    from sparkdrift.core.config import load_config
     from sparkdrift.demo import demo_tables
 
     tables = demo_tables(monitor["folder"])

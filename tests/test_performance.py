@@ -70,7 +70,7 @@ def test_one_class_window_gives_nan_auc_not_an_error():
 def _class_window(tn: int, fp: int, fn: int, tp: int):
     from datetime import datetime
 
-    from sparkdrift.spark.histograms import WindowHistograms
+    from sparkdrift.core.windows import WindowHistograms
     from sparkdrift.core.performance import SLOT
 
     h = Histogram(counts=np.array([tn, fp, fn, tp]))
@@ -79,7 +79,7 @@ def _class_window(tn: int, fp: int, fn: int, tp: int):
 
 def test_performance_breaches_only_below_its_noise_floor():
     """accuracy 0.80 on 300 labels vs a 0.85 floor: z(0.99) x sqrt(0.85 x 0.15 / 300) = 0.048 of chance."""
-    from sparkdrift.config import parse_config
+    from sparkdrift.core.config import parse_config
     from sparkdrift.core.performance import performance_results
 
     cfg = parse_config({"monitor": "m", "baseline": {"table": "/b"},

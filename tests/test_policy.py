@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from sparkdrift.config import Levels, Policy
+from sparkdrift.core.config import Levels, Policy
 from sparkdrift.core.policy import WindowDecision, at_least, drift_score, evaluate, severity_rank
 from sparkdrift.core.results import DriftResult
 

@@ -6,8 +6,9 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from sparkdrift.config import parse_config
-from sparkdrift.spark.histograms import ColumnIssue, WindowHistograms
+from sparkdrift.core.config import parse_config
+from sparkdrift.core.quality import ColumnIssue
+from sparkdrift.core.windows import WindowHistograms
 from sparkdrift.core.profile import BaselineProfile, Histogram
 from sparkdrift.core.quality import quality_results
 from tests.helpers import categorical_profile, numeric_profile
@@ -81,8 +82,8 @@ def test_missing_and_mistyped_columns_and_volume(baseline):
 @pytest.mark.spark
 def test_performance_and_quality_add_no_scan(spark, baseline, tmp_path):
     """The performance slot rides in the same pass: still one file scan of the production table."""
-    from sparkdrift.config import parse_config as pc
-    from sparkdrift.detect import performance_slots
+    from sparkdrift.core.config import parse_config as pc
+    from sparkdrift.spark.performance import performance_slots
     from sparkdrift.spark.histograms import count_windows
 
     rows = [(datetime(2026, 1, 1, h), float(h % 3), "a", h / 24, h % 2) for h in range(24)]

@@ -19,7 +19,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from sparkdrift.config import parse_config
+from sparkdrift.core.config import parse_config
 from sparkdrift.errors import ConfigError, TableError
 from sparkdrift.spark.selection import ColumnSpec, categorical_expr, numeric_expr, select_columns, supports
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from sparkdrift.config import (
+from sparkdrift.core.config import (
     Actions,
     MonitorConfig,
     ProductionSource,

@@ -10,8 +10,8 @@ import math
 from collections.abc import Sequence
 from datetime import datetime
 
-from sparkdrift.config import MonitorConfig
-from sparkdrift.spark.histograms import WindowHistograms
+from sparkdrift.core.config import MonitorConfig
+from sparkdrift.core.windows import WindowHistograms
 from sparkdrift.core.noise import noise_floor, per_test_level
 from sparkdrift.core.profile import BaselineProfile, FeatureProfile, Histogram, merge_all
 from sparkdrift.core.results import ERROR_PREFIX, DriftResult

@@ -1,5 +1,8 @@
 """Model performance from aggregates: the same mergeable Histogram, keyed by (label, prediction).
 
+The keys are computed in Spark (`spark.performance.key_and_value`); this module
+turns the counts into metrics, their noise and their verdicts.
+
 One extra slot in the production pass (no extra scan when labels live in the
 production table) counts, per window:
 
@@ -15,14 +18,9 @@ production table) counts, per window:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from sparkdrift.core.profile import Histogram
-
-if TYPE_CHECKING:
-    from pyspark.sql import Column
 
 SCORE_BINS = 1000
 SLOT = "__performance__"
@@ -30,36 +28,6 @@ SLOT = "__performance__"
 
 def slot_size(kind: str) -> int:
     return {"score": 2 * SCORE_BINS, "class": 4, "regression": 1}[kind]
-
-
-def _double(c: "Column") -> "Column":
-    """The column as a double, null where it does not convert (ANSI mode or not; Spark 3.5's Column has no try_cast)."""
-    # hasattr on the class: a Spark 3.5 Column answers any attribute (as a struct field)
-    return c.try_cast("double") if hasattr(type(c), "try_cast") else c.cast("double")
-
-
-def key_and_value(kind: str, prediction: "Column", label: "Column", positive: str | None) -> tuple["Column", "Column"]:
-    """Spark expressions for the performance slot's key (-1 when label or prediction is null) and value."""
-    from pyspark.sql import functions as F
-
-    missing = prediction.isNull() | label.isNull()
-    if kind == "score":
-        score = _double(prediction)
-        bin_ = F.least(F.greatest(F.floor(score * SCORE_BINS), F.lit(0)), F.lit(SCORE_BINS - 1))
-        is_pos = (label.cast("string") == F.lit(positive or "1")) | (label.cast("string") == F.lit("1.0"))
-        key = F.when(missing | F.isnan(score), F.lit(-1)).otherwise(
-            F.when(is_pos, F.lit(SCORE_BINS)).otherwise(F.lit(0)) + bin_.cast("int")
-        )
-        return key.cast("int"), F.lit(None).cast("double")
-    if kind == "class":
-        pos = F.lit(positive or "1")
-        key = F.when(missing, F.lit(-1)).otherwise(
-            F.when(label.cast("string") == pos, F.lit(2)).otherwise(F.lit(0))
-            + F.when(prediction.cast("string") == pos, F.lit(1)).otherwise(F.lit(0))
-        )
-        return key.cast("int"), F.lit(None).cast("double")
-    err = F.abs(_double(prediction) - _double(label))
-    return F.when(missing, F.lit(-1)).otherwise(F.lit(0)).cast("int"), err
 
 
 def _safe(num: float, den: float) -> float:

@@ -35,10 +35,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
-from sparkdrift.config import SEVERITIES, Policy
+from sparkdrift.core.config import SEVERITIES, Policy
 from sparkdrift.core.results import DriftResult
+from sparkdrift.core.windows import as_utc
 
 LEVELS: tuple[str, ...] = SEVERITIES[1:]  # minor, moderate, severe
 
@@ -106,13 +107,6 @@ class WindowDecision:
 
 def _finite(v: float | None) -> bool:
     return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
-
-
-def _order_key(dt: datetime) -> datetime:
-    """Compare naive (taken as UTC) and aware datetimes alike."""
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
-    return dt
 
 
 def _fmt(v: float) -> str:
@@ -300,7 +294,7 @@ def evaluate(
     for r in results:
         if r.reference != "baseline":
             continue
-        key = (r.monitor, _order_key(r.window_start))
+        key = (r.monitor, as_utc(r.window_start))
         groups.setdefault(key, []).append(r)
         starts.setdefault(key, r.window_start)
         ends.setdefault(key, r.window_end)
@@ -312,12 +306,12 @@ def evaluate(
         cusum = Cusum(policy)
         current = {k[1] for k in keys}
         chain = sorted(
-            (p for p in previous if p.monitor == monitor and _order_key(p.window_start) not in current),
-            key=lambda p: _order_key(p.window_start),
+            (p for p in previous if p.monitor == monitor and as_utc(p.window_start) not in current),
+            key=lambda p: as_utc(p.window_start),
         )
         for key in keys:
-            earlier = [d for d in chain if _order_key(d.window_start) < key[1]]
+            earlier = [d for d in chain if as_utc(d.window_start) < key[1]]
             decision = _window_decision(policy, monitor, starts[key], ends[key], groups[key], earlier, cusum)
             out.append(decision)
-            chain = earlier + [decision] + [d for d in chain if _order_key(d.window_start) > key[1]]
+            chain = earlier + [decision] + [d for d in chain if as_utc(d.window_start) > key[1]]
     return out

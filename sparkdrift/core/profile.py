@@ -27,19 +27,12 @@ Role = Literal["feature", "prediction"]
 
 
 def _nan_min(a: float, b: float) -> float:
-    if math.isnan(a):
-        return b
-    if math.isnan(b):
-        return a
-    return min(a, b)
+    """min that ignores a NaN side (an empty histogram's min is NaN)."""
+    return float(np.fmin(a, b))
 
 
 def _nan_max(a: float, b: float) -> float:
-    if math.isnan(a):
-        return b
-    if math.isnan(b):
-        return a
-    return max(a, b)
+    return float(np.fmax(a, b))
 
 
 def _sums(h: "Histogram") -> np.ndarray | None:
@@ -208,6 +201,7 @@ class FeatureProfile:
     coarse: tuple[int, ...] = ()
     categories: tuple[str, ...] = ()
     tracked: tuple[str, ...] | None = None
+    mean: float | None = None  # exact baseline mean (Spark's avg); None: derive from the histogram
     std: float | None = None  # exact baseline std (Spark's stddev_pop); None: derive from the histogram
 
     @property
@@ -216,6 +210,19 @@ class FeatureProfile:
         if self.kind == "numeric":
             return len(self.edges)
         return len(self.categories) + 1
+
+    def mean_std(self) -> tuple[float, float]:
+        """Mean and population std of the finite baseline values (NaN if undefined or categorical).
+
+        The exact scan values where the profile has them: ``Histogram.std``
+        derives the std from sums of squares, which loses precision when
+        |mean| >> std (e.g. epoch seconds).
+        """
+        if self.kind != "numeric":
+            return math.nan, math.nan
+        mean = self.baseline.mean if self.mean is None else self.mean
+        std = self.baseline.std if self.std is None else self.std
+        return mean, std
 
     @property
     def all_null(self) -> bool:

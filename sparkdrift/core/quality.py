@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import statistics as pystats
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sparkdrift.config import MonitorConfig
-from sparkdrift.spark.histograms import ColumnIssue, WindowHistograms
+from sparkdrift.core.config import MonitorConfig
+from sparkdrift.core.windows import WindowHistograms
 from sparkdrift.core.profile import BaselineProfile, FeatureProfile, Histogram
 from sparkdrift.core.results import DriftResult
 
 ROWS = "__rows__"
 VOLUME_MIN_HISTORY = 3
+
+
+@dataclass(frozen=True)
+class ColumnIssue:
+    """A monitored column the production table cannot provide as the baseline did."""
+
+    feature: str
+    problem: str  # "missing" | "type"
+    detail: str
 
 
 def _rate(num: int, den: int) -> float:

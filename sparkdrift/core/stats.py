@@ -427,6 +427,15 @@ def linf_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(_row_proportions(a) - _row_proportions(b)).max(axis=1)
 
 
+def _divergence_pair(
+    profile: FeatureProfile, reference: Histogram, window: Histogram, params: StatParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reference and window shares on the JS/Hellinger bins (both must have rows)."""
+    _require_mass(profile, reference, window)
+    return (_distribution_vector(profile, reference, params.divergence_bins),
+            _distribution_vector(profile, window, params.divergence_bins))
+
+
 @_statistic("js", BOTH)
 def js(
     profile: FeatureProfile, reference: Histogram, window: Histogram, params: StatParams = StatParams()
@@ -436,9 +445,7 @@ def js(
     Numeric bins: ``params.divergence_bins`` (coarse by default, or the fine
     grid), both with underflow/overflow; categorical: slots + unseen.
     """
-    _require_mass(profile, reference, window)
-    a = _distribution_vector(profile, reference, params.divergence_bins)
-    b = _distribution_vector(profile, window, params.divergence_bins)
+    a, b = _divergence_pair(profile, reference, window, params)
     return _result("js", js_distance(a, b))
 
 
@@ -447,9 +454,7 @@ def hellinger(
     profile: FeatureProfile, reference: Histogram, window: Histogram, params: StatParams = StatParams()
 ) -> StatResult:
     """Hellinger distance on the same bins as JS; bounded in [0, 1], no epsilon needed."""
-    _require_mass(profile, reference, window)
-    a = _distribution_vector(profile, reference, params.divergence_bins)
-    b = _distribution_vector(profile, window, params.divergence_bins)
+    a, b = _divergence_pair(profile, reference, window, params)
     return _result("hellinger", hellinger_distance(a, b))
 
 

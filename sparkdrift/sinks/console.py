@@ -1,9 +1,10 @@
-"""The console summary a detect run ends with: windows, drifted columns, severity, actions, where to look."""
+"""What the CLI prints: the summary a detect run ends with, and `sparkdrift baseline show`."""
 from __future__ import annotations
 
 import math
 
-from sparkdrift.config import MonitorConfig
+from sparkdrift.core.config import MonitorConfig
+from sparkdrift.core.profile import BaselineProfile
 
 
 def _fmt(v: float) -> str:
@@ -87,4 +88,53 @@ def format_summary(cfg: MonitorConfig, outcome) -> str:
     if outcome.report_dir:
         lines.append(f"  report: {outcome.report_dir / 'drift_report.html'}")
     lines.append(f"  tables: {cfg.output_table('metrics')}, {cfg.output_table('histograms')}, {cfg.output_table('actions')}")
+    return "\n".join(lines)
+
+
+def _fmt6(v: float | None) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.6g}"
+
+
+def describe_baseline(profile: BaselineProfile, top: int = 5) -> str:
+    """A readable summary for `sparkdrift baseline show`."""
+    version = "?" if profile.source_version is None else profile.source_version
+    lines = [
+        f"baseline {profile.baseline_id}  (monitor {profile.monitor})",
+        f"  source:  {profile.source_table} @ version {version}",
+        f"  created: {profile.created_at}",
+        f"  rows:    {profile.row_count:,}",
+        f"  config:  {profile.config_hash}",
+        f"  columns: {len(profile.features)}",
+    ]
+    width = max((len(n) for n in profile.features), default=0)
+    for name, fp in profile.features.items():
+        h = fp.baseline
+        role = "" if fp.role == "feature" else f" [{fp.role}]"
+        nulls = f"nulls {h.nulls:,}" + (f", NaN {h.nans:,}" if h.nans else "")
+        if fp.kind == "numeric":
+            if fp.all_null:
+                detail = "no finite values"
+            else:
+                detail = (
+                    f"{len(fp.edges)} fine / {len(fp.coarse)} coarse bins, min {_fmt6(h.min)}, max {_fmt6(h.max)}, "
+                    "mean {}, std {}".format(*map(_fmt6, fp.mean_std()))
+                )
+        elif not fp.categories:
+            detail = "no values"
+        else:
+            total = int(h.counts.sum())
+            shown = ", ".join(
+                f"{c!r} {n / total:.1%}" if total else repr(c) for c, n in zip(fp.categories[:top], h.counts[:top])
+            )
+            more = f", ... (+{len(fp.categories) - top})" if len(fp.categories) > top else ""
+            other = f"other {h.counts[-1] / total:.1%}" if total else "other 0"
+            tracked = "untracked (too many)" if fp.tracked is None else f"{len(fp.tracked)} tracked"
+            detail = f"top {len(fp.categories)}: {shown}{more}; {other}, {tracked}"
+        lines.append(f"  {name:<{width}}  {fp.kind:<11} {fp.dtype:<8}{role}  {nulls}; {detail}")
+    performance = profile.performance
+    if performance is not None:
+        lines.append(
+            f"  performance: label x prediction counts over {int(performance.counts.sum()):,} labelled rows"
+            f" ({performance.nulls:,} without label or prediction)"
+        )
     return "\n".join(lines)

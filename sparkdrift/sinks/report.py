@@ -29,15 +29,17 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from sparkdrift.core.config import SEVERITIES
 from sparkdrift.core.profile import FeatureProfile, Histogram
 from sparkdrift.core.results import DriftResult
+from sparkdrift.core.windows import as_utc, naive_utc
 
 __all__ = ["write_report", "read_report_results", "SEVERITY_ORDER"]
 
 JSON_NAME = "drift_report.json"
 HTML_NAME = "drift_report.html"
 PLOTS_DIR = "plots"
-SEVERITY_ORDER = ("severe", "moderate", "minor", "none")
+SEVERITY_ORDER = tuple(reversed(SEVERITIES))  # most severe first
 MAX_SUMMARY_ROWS = 60  # most severe first; the rest are counted, and all are in the JSON
 
 _BASELINE_COLOR = "#5b7fb0"
@@ -67,22 +69,13 @@ def _num(x: float | None, digits: int = 4) -> str:
     return f"{float(x):.{digits}g}"
 
 
-def _utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
-
-
-def _naive(dt: datetime) -> datetime:
-    """UTC wall time without tzinfo: what matplotlib plots and people read."""
-    return _utc(dt).replace(tzinfo=None)
-
-
 def _window_text(start: datetime, end: datetime | None = None) -> str:
     """'2026-01-14' for a day, '2026-01-05–2026-01-11' for a week, '2026-01-14 06:00–07:00' for an hour."""
-    s = _naive(start)
+    s = naive_utc(start)
     midnight = s.time() == datetime.min.time()
     if end is None:
         return s.strftime("%Y-%m-%d") if midnight else s.strftime("%Y-%m-%d %H:%M")
-    e = _naive(end)
+    e = naive_utc(end)
     days, rest = divmod((e - s).total_seconds(), 86400)
     if midnight and rest == 0 and days >= 1:
         last = e - timedelta(days=1)
@@ -124,6 +117,7 @@ def _plain(obj: Any) -> Any:
 
 
 def _severity_rank(severity: Any) -> int:
+    """Most severe first (0), an unknown value last: the report's sort order."""
     s = str(severity).lower() if severity is not None else "none"
     return SEVERITY_ORDER.index(s) if s in SEVERITY_ORDER else len(SEVERITY_ORDER)
 
@@ -200,12 +194,12 @@ def _date_axis(ax, x: list[datetime], width: timedelta) -> None:
 
 
 def _trend_png(rows: list[DriftResult], title: str) -> bytes:
-    rows = sorted(rows, key=lambda r: _utc(r.window_start))
-    x = [_naive(r.window_start) for r in rows]
+    rows = sorted(rows, key=lambda r: as_utc(r.window_start))
+    x = [naive_utc(r.window_start) for r in rows]
     y = np.array([_float(r.value) for r in rows])
     thr = np.array([_float(r.threshold) for r in rows])
     drifted = np.array([bool(r.drifted) for r in rows])
-    width = min((_naive(r.window_end) - _naive(r.window_start) for r in rows), default=timedelta(days=1))
+    width = min((naive_utc(r.window_end) - naive_utc(r.window_start) for r in rows), default=timedelta(days=1))
     if width <= timedelta(0):
         width = timedelta(days=1)
 
@@ -338,7 +332,7 @@ def _feature_order(results: list[DriftResult], latest: datetime | None) -> list[
             seen.append(r.feature)
         if r.drifted:
             ever.add(r.feature)
-            if latest is not None and _utc(r.window_start) == latest:
+            if latest is not None and as_utc(r.window_start) == latest:
                 now.add(r.feature)
     return sorted(seen, key=lambda f: (f not in now, f not in ever, f))
 
@@ -412,7 +406,7 @@ def _summary_table(decisions: list[dict], drifted_by_window: dict[datetime, list
         key=lambda d: (
             _severity_rank(d.get("severity")),
             -(_float(d.get("score")) if math.isfinite(_float(d.get("score"))) else -math.inf),
-            -_utc(d["window_start"]).timestamp(),
+            -as_utc(d["window_start"]).timestamp(),
         ),
     )
     hidden = rows[MAX_SUMMARY_ROWS:]
@@ -432,7 +426,7 @@ def _summary_table(decisions: list[dict], drifted_by_window: dict[datetime, list
             f'<td class="num">{_esc(_score(d.get("score")))}</td>'
             f'<td class="num">{_esc("—" if n is None else _num(int(n)))}</td>'
             f"<td>{_esc(_rules_text(d.get('rules'))) or '<span class=muted>—</span>'}</td>"
-            f"<td>{_drift_chips(drifted_by_window.get(_utc(start), []))}</td></tr>"
+            f"<td>{_drift_chips(drifted_by_window.get(as_utc(start), []))}</td></tr>"
         )
     out.append("</tbody></table>")
     if hidden:
@@ -445,7 +439,7 @@ def _summary_table(decisions: list[dict], drifted_by_window: dict[datetime, list
 
 
 def _latest_table(results: list[DriftResult], latest: datetime, features: list[str]) -> str:
-    rows = [r for r in results if _utc(r.window_start) == latest]
+    rows = [r for r in results if as_utc(r.window_start) == latest]
     if not rows:
         return ""
     columns: list[str] = []
@@ -537,7 +531,7 @@ def write_report(
     plots = folder / PLOTS_DIR
     plots.mkdir(parents=True, exist_ok=True)
     results = list(results)
-    latest = max((_utc(r.window_start) for r in results), default=None)
+    latest = max((as_utc(r.window_start) for r in results), default=None)
     features = _feature_order(results, latest)
     used: set[str] = set()
 
@@ -583,8 +577,8 @@ def write_report(
         if profile.kind == "numeric" and not len(profile.edges):
             continue  # an all-null baseline has no bins to compare
         feat_rows = [r for r in results if r.feature == feat] or results
-        win_start = max((_utc(r.window_start) for r in feat_rows), default=None)
-        last = [r for r in feat_rows if win_start is not None and _utc(r.window_start) == win_start]
+        win_start = max((as_utc(r.window_start) for r in feat_rows), default=None)
+        last = [r for r in feat_rows if win_start is not None and as_utc(r.window_start) == win_start]
         win_label = f"window {_window_text(last[0].window_start, last[0].window_end)}" if last else "latest window"
         last = [r for r in last if r.feature == feat]
         drifted = [r for r in last if r.drifted and r.reference == "baseline"]
@@ -652,8 +646,8 @@ def _html(
     drifted_by_window: dict[datetime, list[DriftResult]] = defaultdict(list)
     for r in results:
         if r.drifted:
-            drifted_by_window[_utc(r.window_start)].append(r)
-    starts = sorted({_utc(r.window_start) for r in results} | {_utc(d["window_start"]) for d in decisions})
+            drifted_by_window[as_utc(r.window_start)].append(r)
+    starts = sorted({as_utc(r.window_start) for r in results} | {as_utc(d["window_start"]) for d in decisions})
     baselines = sorted({r.baseline_id for r in results})
     meta = [f"run <code>{_esc(run_id)}</code>" if run_id else "no MLflow run"]
     if starts:
@@ -678,7 +672,7 @@ def _html(
     ]
     if noise:
         parts.append(f'<p class="meta" id="noise">Noise floors {_esc(noise)}.</p>')
-    errors = [f"{_window_text(_utc(d['window_start']))}: {e}" for d in decisions for e in d.get("errors") or ()]
+    errors = [f"{_window_text(as_utc(d['window_start']))}: {e}" for d in decisions for e in d.get("errors") or ()]
     if errors:
         parts.append('<h2 class="drift">Statistics that could not be computed</h2><ul id="errors">')
         parts.extend(f"<li>{_esc(e)}</li>" for e in errors)

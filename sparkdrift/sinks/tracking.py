@@ -39,8 +39,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import unquote, urlsplit
 
-from sparkdrift.config import REDACTED, MonitorConfig, duration_seconds
+from sparkdrift.core.config import REDACTED, MonitorConfig
 from sparkdrift.core.results import DriftResult
+from sparkdrift.core.windows import as_utc
 
 __all__ = [
     "DriftRun",
@@ -83,21 +84,17 @@ DEFAULT_UI = "http://127.0.0.1:5000"
 # --------------------------------------------------------------------------- time
 
 
-def _utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
-
-
 def metric_step(window_start: datetime, granularity_seconds: int) -> int:
     """The stable window index: ``epoch_seconds(window_start) // granularity_seconds``."""
     if granularity_seconds <= 0:
         raise ValueError(f"granularity_seconds must be > 0, got {granularity_seconds}")
-    seconds = (_utc(window_start) - _EPOCH) // timedelta(seconds=1)
+    seconds = (as_utc(window_start) - _EPOCH) // timedelta(seconds=1)
     return int(seconds) // int(granularity_seconds)
 
 
 def metric_timestamp_ms(window_end: datetime) -> int:
     """``window_end`` in epoch milliseconds (exact integer arithmetic, no float rounding)."""
-    return int((_utc(window_end) - _EPOCH) // timedelta(milliseconds=1))
+    return int((as_utc(window_end) - _EPOCH) // timedelta(milliseconds=1))
 
 
 def _now_ms() -> int:
@@ -105,7 +102,7 @@ def _now_ms() -> int:
 
 
 def _window_label(dt: datetime, granularity_seconds: int) -> str:
-    dt = _utc(dt)
+    dt = as_utc(dt)
     midnight = dt.hour == 0 and dt.minute == 0 and dt.second == 0 and dt.microsecond == 0
     if granularity_seconds % 86400 == 0 and midnight:
         return dt.strftime("%Y-%m-%d")
@@ -126,10 +123,10 @@ def describe_windows(
     if window_range is None:
         return 0, ""
     start, end = window_range
-    span = (_utc(end) - _utc(start)).total_seconds()
+    span = (as_utc(end) - as_utc(start)).total_seconds()
     count = max(1, math.ceil(span / granularity_seconds - 1e-9))
     first = _window_label(start, granularity_seconds)
-    last_start = _utc(start) + timedelta(seconds=(count - 1) * granularity_seconds)
+    last_start = as_utc(start) + timedelta(seconds=(count - 1) * granularity_seconds)
     last = _window_label(last_start, granularity_seconds)
     return count, first if count == 1 else f"{first}..{last}"
 
@@ -219,7 +216,8 @@ def run_url(tracking_uri: str | None, experiment_id: str, run_id: str) -> str:
     return f"{DEFAULT_UI}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
-def _resolve_tracking_uri(cfg: MonitorConfig) -> str:
+def resolve_tracking_uri(cfg: MonitorConfig) -> str:
+    """The monitor's tracking URI, else MLflow's default (MLFLOW_TRACKING_URI), read without changing it."""
     if cfg.mlflow.tracking_uri:
         return cfg.mlflow.tracking_uri
     from mlflow.tracking import get_tracking_uri  # reads MLFLOW_TRACKING_URI, changes nothing
@@ -482,7 +480,7 @@ def run_name(cfg: MonitorConfig, job: str, window_range: tuple[datetime, datetim
 
 
 def _granularity(cfg: MonitorConfig) -> int:
-    return duration_seconds(cfg.production.granularity)
+    return cfg.production.granularity.seconds
 
 
 @contextmanager
@@ -518,7 +516,7 @@ def start_run(
 
     _bound_http(cfg)
     try:
-        uri = _resolve_tracking_uri(cfg)
+        uri = resolve_tracking_uri(cfg)
         client = MlflowClient(uri)
         experiment_id = _experiment_id(client, experiment_name(cfg, uri), uri)
         run = client.create_run(experiment_id, tags=_run_tags(cfg, job, window_range, baseline_id, gran), run_name=name)
@@ -571,8 +569,8 @@ def _run_tags(cfg: MonitorConfig, job: str, window_range, baseline_id: str | Non
         "sparkdrift.config_hash": cfg.config_hash(),
     }
     if window_range is not None:
-        tags["sparkdrift.window_start"] = _utc(window_range[0]).isoformat()
-        tags["sparkdrift.window_end"] = _utc(window_range[1]).isoformat()
+        tags["sparkdrift.window_start"] = as_utc(window_range[0]).isoformat()
+        tags["sparkdrift.window_end"] = as_utc(window_range[1]).isoformat()
     return _context_tags(tags)
 
 

@@ -14,12 +14,13 @@ import logging
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 from sparkdrift.spark.session import is_connect
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger("sparkdrift.spark.cost")
 
@@ -90,3 +91,75 @@ class CostMeter:
     def close(self) -> None:
         if self._classic:
             self.spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+
+
+@dataclass(frozen=True)
+class ScanMetrics:
+    """What the production scan really read (from the executed plan): proof of pruning, and cost.
+
+    None where the runtime does not say (the plan's metrics were not available).
+    """
+
+    rows: int | None = None
+    files: int | None = None
+    bytes: int | None = None
+    scans: int | None = None  # file-scan nodes in the executed plan: 1 = one pass over the table
+
+    def as_cost(self) -> dict[str, float | None]:
+        """The ``scan_*`` cost entries (None: unknown)."""
+        def f(v):
+            return None if v is None else float(v)
+        return {"scan_rows": f(self.rows), "scan_files": f(self.files), "scan_bytes": f(self.bytes)}
+
+
+def scan_metrics(df: "DataFrame") -> ScanMetrics:
+    """Sum the file-scan node metrics of an executed DataFrame.
+
+    Classic Spark: the executed plan (descending through AQE stages). Spark
+    Connect: the plan metrics the server returned with the last result
+    (``executionInfo``, Spark 4). Unknown (all None) when neither is there.
+    """
+
+    if is_connect(df.sparkSession):
+        return _connect_scan_metrics(df)
+    rows = files = size = scans = 0
+    stack = [df._jdf.queryExecution().executedPlan()]
+    while stack:
+        node = stack.pop()
+        name = node.getClass().getSimpleName()
+        if name == "AdaptiveSparkPlanExec":
+            stack.append(node.executedPlan())
+            continue
+        if name.endswith("QueryStageExec"):
+            stack.append(node.plan())
+            continue
+        if name == "FileSourceScanExec":
+            metrics = node.metrics()
+            def value(key: str) -> int:
+                m = metrics.get(key)
+                return int(m.get().value()) if m.isDefined() else 0
+            scans += 1
+            rows += value("numOutputRows")
+            files += value("numFiles")
+            size += value("filesSize")
+        children = node.children()
+        stack.extend(children.apply(i) for i in range(children.size()))
+    return ScanMetrics(rows, files, size, scans)
+
+
+def _connect_scan_metrics(df: "DataFrame") -> ScanMetrics:
+    info = getattr(df, "executionInfo", None)
+    collected = info.metrics if info is not None else None
+    nodes = getattr(collected, "_metrics", None)
+    if not nodes:
+        return ScanMetrics()
+    rows = files = size = scans = 0
+    for node in nodes:
+        if not node.name.startswith("Scan "):  # FileSourceScanExec: "Scan parquet", ...
+            continue
+        values = {m.name: m.value for m in node.metrics}
+        scans += 1
+        rows += int(values.get("numOutputRows", 0))
+        files += int(values.get("numFiles", 0))
+        size += int(values.get("filesSize", 0))
+    return ScanMetrics(rows, files, size, scans)

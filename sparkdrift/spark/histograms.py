@@ -12,10 +12,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,9 +23,10 @@ from sparkdrift.spark import counting
 from sparkdrift.core.binning import bin_splits
 from sparkdrift.spark.counting import INVALID, MOMENTS, NAN, NULL, UNSEEN
 from sparkdrift.core.profile import FeatureProfile, Histogram
-from sparkdrift.spark.selection import categorical_expr, numeric_expr, try_cast
-from sparkdrift.store.tables import qcol
-from sparkdrift.core.windows import naive_utc, window_start_column
+from sparkdrift.core.quality import ColumnIssue
+from sparkdrift.spark.cost import ScanMetrics, scan_metrics
+from sparkdrift.spark.selection import categorical_expr, numeric_expr, qcol, supports, try_cast
+from sparkdrift.core.windows import WindowHistograms, naive_utc, window_end, window_offset
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -35,26 +35,6 @@ log = logging.getLogger("sparkdrift.spark.histograms")
 
 #: Arrow batch size for the pass: fewer, larger numpy calls (50k rows x 30 columns is ~12 MB).
 PASS_CONF = {"spark.sql.execution.arrow.maxRecordsPerBatch": "50000"}
-_NUMERIC_TYPES = ("double", "float", "int", "bigint", "smallint", "tinyint", "boolean")
-
-
-@dataclass(frozen=True)
-class WindowHistograms:
-    """Everything one window contributes: a histogram per column and its row count."""
-
-    window_start: datetime
-    window_end: datetime
-    rows: int
-    histograms: dict[str, Histogram]
-
-
-@dataclass(frozen=True)
-class ColumnIssue:
-    """A monitored column the production table cannot provide as the baseline did."""
-
-    feature: str
-    problem: str  # "missing" | "type"
-    detail: str
 
 
 def check_columns(df: "DataFrame", profiles: list[FeatureProfile]) -> tuple[list[FeatureProfile], list[ColumnIssue]]:
@@ -69,19 +49,25 @@ def check_columns(df: "DataFrame", profiles: list[FeatureProfile]) -> tuple[list
             issues.append(ColumnIssue(p.name, "missing", "column not in the production table"))
             continue
         dtype = types[p.name]
-        castable = dtype.startswith("decimal") or dtype in _NUMERIC_TYPES or dtype == "string"
-        if p.kind == "categorical":
-            castable = castable or dtype in ("date", "timestamp")
-        if not castable:
+        if not (supports(p.kind, dtype) or dtype == "string"):  # text is read too: bad values count as invalid
             issues.append(ColumnIssue(p.name, "type", f"type {dtype} cannot be read as {p.kind}"))
             continue
         usable.append(p)
     return usable, issues
 
 
+def window_start_column(ts: "Column", seconds: int) -> "Column":
+    """Spark expression for the start of the window holding ``ts`` (same rule as window_start)."""
+    from pyspark.sql import functions as F
+
+    off = window_offset(seconds)
+    epoch = F.unix_seconds(ts)
+    return F.timestamp_seconds(F.floor((epoch - F.lit(off)) / F.lit(seconds)) * F.lit(seconds) + F.lit(off))
+
+
 @dataclass(frozen=True)
-class Slot:
-    """An extra keyed count in the same pass (e.g. performance by label x prediction)."""
+class SlotColumns:
+    """The Spark columns of an extra keyed count in the same pass (a `counting.Slot`; e.g. performance)."""
 
     name: str
     key: "Column"
@@ -129,7 +115,7 @@ def map_partials(staged: "DataFrame", specs: list["counting.Spec"], window: str 
 
 
 def partial_counts(
-    df: "DataFrame", profiles: list[FeatureProfile], ts_column: str, granularity_s: int, slots: list[Slot] = ()
+    df: "DataFrame", profiles: list[FeatureProfile], ts_column: str, granularity_s: int, slots: list[SlotColumns] = ()
 ) -> "DataFrame":
     """Per-partition (window_us, feature_idx, key, n, s, ss, lo, hi) rows, before the cross-partition sum.
 
@@ -228,13 +214,9 @@ class Aggregate:
 
 
 def assemble(
-    agg: Aggregate, profiles: list[FeatureProfile], granularity_s: int, slots: list[Slot] = ()
+    agg: Aggregate, profiles: list[FeatureProfile], granularity_s: int, slots: list[SlotColumns] = ()
 ) -> tuple[list[WindowHistograms], int]:
     """Histogram values per window from the aggregate, plus the rows with a null timestamp."""
-    from datetime import timezone
-
-    from sparkdrift.core.windows import window_end
-
     null_ts = int(agg.n[~agg.has_window & (agg.feature == 0)].sum())
     v = agg.has_window
     order = np.lexsort((agg.feature[v], agg.window_us[v]))
@@ -254,7 +236,7 @@ def assemble(
             rows_in_window = max(rows_in_window, int(n[sl].sum()))
         for j, slot in enumerate(slots):
             sl = groups.get((int(win), len(profiles) + j), empty)
-            hists[slot.name] = _slot_histogram(slot, k[sl], n[sl], [m[sl] for m in moments])
+            hists[slot.name] = slot_histogram(slot.n_bins, k[sl], n[sl], [m[sl] for m in moments])
         start = datetime.fromtimestamp(int(win) / 1_000_000, tz=timezone.utc)
         out.append(WindowHistograms(start, window_end(start, granularity_s), rows_in_window, hists))
     return out, null_ts
@@ -280,10 +262,9 @@ def _moments(keys: np.ndarray, m: list[np.ndarray]) -> dict:
     )
 
 
-def _slot_histogram(slot: Slot, keys: np.ndarray, counts: np.ndarray, m: list[np.ndarray]) -> Histogram:
-    return Histogram(
-        counts=_spread(keys, counts, slot.n_bins), nulls=int(counts[keys == NULL].sum()), **_moments(keys, m)
-    )
+def slot_histogram(n_bins: int, keys: np.ndarray, counts: np.ndarray, m: list[np.ndarray]) -> Histogram:
+    """A slot's histogram from its (key, count) rows and `MOMENTS` rows (``m``: s, ss, lo, hi per row)."""
+    return Histogram(counts=_spread(keys, counts, n_bins), nulls=int(counts[keys == NULL].sum()), **_moments(keys, m))
 
 
 def _histogram(p: FeatureProfile, keys: np.ndarray, counts: np.ndarray, m: list[np.ndarray]) -> Histogram:
@@ -311,83 +292,10 @@ def bin_sums(keys: np.ndarray, s: np.ndarray, n_bins: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class ScanMetrics:
-    """What the production scan really read (from the executed plan): proof of pruning, and cost.
-
-    None where the runtime does not say (the plan's metrics were not available).
-    """
-
-    rows: int | None = None
-    files: int | None = None
-    bytes: int | None = None
-    scans: int | None = None  # file-scan nodes in the executed plan: 1 = one pass over the table
-
-    def as_cost(self) -> dict[str, float | None]:
-        """The ``scan_*`` cost entries (None: unknown)."""
-        def f(v):
-            return None if v is None else float(v)
-        return {"scan_rows": f(self.rows), "scan_files": f(self.files), "scan_bytes": f(self.bytes)}
-
-
-@dataclass(frozen=True)
 class CountResult:
     windows: list[WindowHistograms]
     null_timestamps: int
     scan: ScanMetrics = ScanMetrics()
-
-
-def scan_metrics(df: "DataFrame") -> ScanMetrics:
-    """Sum the file-scan node metrics of an executed DataFrame.
-
-    Classic Spark: the executed plan (descending through AQE stages). Spark
-    Connect: the plan metrics the server returned with the last result
-    (``executionInfo``, Spark 4). Unknown (all None) when neither is there.
-    """
-    from sparkdrift.spark.session import is_connect
-
-    if is_connect(df.sparkSession):
-        return _connect_scan_metrics(df)
-    rows = files = size = scans = 0
-    stack = [df._jdf.queryExecution().executedPlan()]
-    while stack:
-        node = stack.pop()
-        name = node.getClass().getSimpleName()
-        if name == "AdaptiveSparkPlanExec":
-            stack.append(node.executedPlan())
-            continue
-        if name.endswith("QueryStageExec"):
-            stack.append(node.plan())
-            continue
-        if name == "FileSourceScanExec":
-            metrics = node.metrics()
-            def value(key: str) -> int:
-                m = metrics.get(key)
-                return int(m.get().value()) if m.isDefined() else 0
-            scans += 1
-            rows += value("numOutputRows")
-            files += value("numFiles")
-            size += value("filesSize")
-        children = node.children()
-        stack.extend(children.apply(i) for i in range(children.size()))
-    return ScanMetrics(rows, files, size, scans)
-
-
-def _connect_scan_metrics(df: "DataFrame") -> ScanMetrics:
-    info = getattr(df, "executionInfo", None)
-    collected = info.metrics if info is not None else None
-    nodes = getattr(collected, "_metrics", None)
-    if not nodes:
-        return ScanMetrics()
-    rows = files = size = scans = 0
-    for node in nodes:
-        if not node.name.startswith("Scan "):  # FileSourceScanExec: "Scan parquet", ...
-            continue
-        values = {m.name: m.value for m in node.metrics}
-        scans += 1
-        rows += int(values.get("numOutputRows", 0))
-        files += int(values.get("numFiles", 0))
-        size += int(values.get("filesSize", 0))
-    return ScanMetrics(rows, files, size, scans)
 
 
 def count_windows(
@@ -395,7 +303,7 @@ def count_windows(
     profiles: list[FeatureProfile],
     ts_column: str,
     granularity_s: int,
-    slots: list[Slot] = (),
+    slots: list[SlotColumns] = (),
 ) -> CountResult:
     """Histograms per window for ``profiles`` over the rows of ``df`` (one scan).
 
@@ -433,82 +341,3 @@ def time_range_filter(ts_column: str, start: datetime | None, end: datetime | No
     if end is not None:
         cond = cond & (ts < F.lit(naive_utc(end)))
     return cond
-
-
-HISTOGRAM_KEYS = ["monitor", "baseline_id", "window_start", "feature"]
-_HISTOGRAM_SCHEMA = (
-    "monitor string, baseline_id string, window_start timestamp, window_end timestamp, feature string, "
-    "rows long, counts array<long>, nulls long, nans long, underflow long, overflow long, unseen long, "
-    "invalid long, value_sum double, value_sum_sq double, min double, max double, bin_sums array<double>, "
-    "source_version long, computed_at timestamp"
-)
-
-
-def write_histograms(
-    spark, table: str, monitor: str, baseline_id: str, windows: list[WindowHistograms], source_version: int | None
-) -> int:
-    """MERGE window histograms on (monitor, baseline id, window, feature): a recomputed window replaces, never adds."""
-    from datetime import datetime, timezone
-
-    from sparkdrift.store.tables import merge_rows
-
-    now = naive_utc(datetime.now(timezone.utc))
-    rows = []
-    for w in windows:
-        for feature, h in w.histograms.items():
-            d = h.to_dict()
-            rows.append((
-                monitor, baseline_id, naive_utc(w.window_start), naive_utc(w.window_end), feature, w.rows,
-                d["counts"], d["nulls"], d["nans"], d["underflow"], d["overflow"], d["unseen"], d["invalid"],
-                d["value_sum"], d["value_sum_sq"], d["min"], d["max"], d["bin_sums"], source_version, now,
-            ))
-    if rows:
-        merge_rows(spark, spark.createDataFrame(rows, _HISTOGRAM_SCHEMA), table, HISTOGRAM_KEYS)
-    return len(rows)
-
-
-def load_histograms(
-    spark, table: str, monitor: str, baseline_id: str, *, before: datetime | None = None, last: int | None = None
-) -> list[WindowHistograms]:
-    """Stored windows (oldest first) for a monitor and baseline; optionally only the ``last`` N before a time."""
-    from pyspark.sql import functions as F
-
-    from sparkdrift.store.tables import read_output
-    from sparkdrift.core.windows import as_utc
-
-    df = read_output(spark, table)
-    if df is None:
-        return []
-    df = df.filter((F.col("monitor") == monitor) & (F.col("baseline_id") == baseline_id))
-    if before is not None:
-        df = df.filter(F.col("window_start") < F.lit(naive_utc(before)))
-    if last is not None:
-        starts = [r[0] for r in df.select("window_start").distinct().orderBy(F.desc("window_start")).limit(last).collect()]
-        if not starts:
-            return []
-        df = df.filter(F.col("window_start") >= F.lit(min(starts)))
-    by_window: dict[datetime, dict] = defaultdict(dict)
-    meta: dict[datetime, tuple] = {}
-    for r in df.collect():
-        d = r.asDict()
-        by_window[d["window_start"]][d["feature"]] = Histogram.from_dict(d)
-        meta[d["window_start"]] = (d["window_end"], d["rows"])
-    return [
-        WindowHistograms(as_utc(s), as_utc(meta[s][0]), int(meta[s][1]), by_window[s]) for s in sorted(by_window)
-    ]
-
-
-def last_window_start(spark, table: str, monitor: str, baseline_id: str) -> datetime | None:
-    """Start of the newest window stored in ``table`` for a monitor and baseline."""
-    from pyspark.sql import functions as F
-
-    from sparkdrift.store.tables import read_output
-    from sparkdrift.core.windows import as_utc
-
-    df = read_output(spark, table)
-    if df is None:
-        return None
-    row = df.filter((F.col("monitor") == monitor) & (F.col("baseline_id") == baseline_id)).agg(
-        F.max("window_start")
-    ).first()
-    return as_utc(row[0]) if row and row[0] is not None else None

@@ -13,19 +13,17 @@ way, so both use the casts defined here:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from sparkdrift.core.profile import Kind, Role
 from sparkdrift.errors import ConfigError, TableError
-from sparkdrift.store.tables import qcol
 
 if TYPE_CHECKING:
     from pyspark.sql import Column
     from pyspark.sql.types import DataType, StructType
 
-    from sparkdrift.config import MonitorConfig
+    from sparkdrift.core.config import MonitorConfig
 
-Kind = Literal["numeric", "categorical"]
-Role = Literal["feature", "prediction"]
 
 #: Spark simple type names read as numbers (``decimal(p,s)`` too, see `_is_numeric_type`).
 NUMERIC_TYPES = frozenset({"tinyint", "smallint", "int", "bigint", "float", "double"})
@@ -46,6 +44,14 @@ class ColumnSpec:
     kind: Kind
     role: Role
     dtype: str = field(default="", compare=False)
+
+
+def qcol(name: str, alias: str | None = None) -> "Column":
+    """A column reference that is safe for any name (dots, spaces, backticks)."""
+    from pyspark.sql import functions as F
+
+    quoted = "`" + name.replace("`", "``") + "`"
+    return F.col(f"{alias}.{quoted}" if alias else quoted)
 
 
 def _type_name(dtype: "DataType | str") -> str:

@@ -22,15 +22,7 @@ from typing import TYPE_CHECKING
 from sparkdrift.errors import TableError
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
-
-
-def qcol(name: str, alias: str | None = None) -> "Column":
-    """A column reference that is safe for any name (dots, spaces, backticks)."""
-    from pyspark.sql import functions as F
-
-    quoted = "`" + name.replace("`", "``") + "`"
-    return F.col(f"{alias}.{quoted}" if alias else quoted)
+    from pyspark.sql import DataFrame, SparkSession
 
 
 def is_path(ref: str) -> bool:

@@ -15,15 +15,15 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal, Union
 
 import yaml
 
 from sparkdrift.errors import ConfigError
 
-Granularity = str  # "minute", "hour", "day", "week" or "<N>m" / "<N>h" / "<N>d"
 Severity = Literal["minor", "moderate", "severe"]
 SEVERITIES: tuple[str, ...] = ("none", "minor", "moderate", "severe")
 
@@ -66,19 +66,33 @@ def duration_seconds(text: str) -> int:
     return int(m.group(1)) * _DURATION_SECONDS[m.group(2)]
 
 
-def _duration(v: str) -> str | None:
-    try:
-        duration_seconds(v)
-    except ValueError:
-        return "expected a duration like '30m', '2h', '1d' (or hour/day/week)"
-    return None
+class Duration(str):
+    """A duration as written in the config ('1d', 'hour'), parsed once at load.
+
+    It stays the text (YAML, MLflow params and the config hash see what the
+    user wrote) and carries its length: ``.seconds`` and ``.delta``.
+    """
+
+    seconds: int
+    delta: timedelta
+
+    def __new__(cls, text: str) -> "Duration":
+        self = super().__new__(cls, text)
+        self.seconds = duration_seconds(text)
+        self.delta = timedelta(seconds=self.seconds)
+        return self
 
 
-def _granularity(v: str) -> str | None:
-    err = _duration(v)
-    if err:
-        return err
-    return None if duration_seconds(v) >= 60 else "expected a window of at least one minute"
+def _parse_durations(obj: Any) -> None:
+    """``__post_init__`` of sections with durations: text given in code becomes a `Duration` too."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.type in ("Duration", Duration) and isinstance(value, str) and not isinstance(value, Duration):
+            object.__setattr__(obj, f.name, Duration(value))
+
+
+def _granularity(v: Duration) -> str | None:
+    return None if v.seconds >= 60 else "expected a window of at least one minute"
 
 
 _NAME_PART = r"(?:[A-Za-z_][\w$-]*|`(?:[^`]|``)+`)"
@@ -138,12 +152,14 @@ class TableSource:
 class ProductionSource:
     table: str = _c(_table_ref, "inference log table: name or path")
     timestamp_column: str = _c(None, "event time column that windows are cut on")
-    granularity: Granularity = _c(_granularity, "window size: hour, day, week, or 15m/6h/...", "day")
-    lateness: str = _c(_duration, "how long after a window's end late rows may still arrive", "1h")
+    granularity: Duration = _c(_granularity, "window size: hour, day, week, or 15m/6h/...", Duration("day"))
+    lateness: Duration = _c(None, "how long after a window's end late rows may still arrive", Duration("1h"))
     recompute_windows: int = _c(_min(0), "also recompute this many finished windows before the last", 0)
     start: str | None = _c(_timestamp, "ignore rows before this timestamp (backfill start)", None)
     filter: str | None = _c(None, "SQL predicate applied to the rows read", None)
     version: int | None = _c(_ge0, "pin the Delta version read (default: latest)", None)
+
+    __post_init__ = _parse_durations
 
 
 @dataclass(frozen=True)
@@ -168,7 +184,9 @@ class Label:
     positive: str | None = _c(None, "positive class for precision/recall (score kind: 1)", None)
     threshold: float = _c(_alpha, "score cut-off for class metrics", 0.5)
     timestamp_column: str | None = _c(None, "labels table: when the label arrived (incremental label reads)", None)
-    max_delay: str = _c(_duration, "labels table: how long after a prediction its label may still arrive", "7d")
+    max_delay: Duration = _c(None, "labels table: how long after a prediction its label may still arrive", Duration("7d"))
+
+    __post_init__ = _parse_durations
 
 
 @dataclass(frozen=True)
@@ -266,14 +284,16 @@ class Webhook:
     min_severity: Severity = _c(None, "lowest severity that alerts", "minor")
     timeout_seconds: float = _c(_gt0, "per-request timeout", 10.0)
     retries: int = _c(_min(0), "retries after a failed request", 3)
-    cooldown: str = _c(_duration, "no second alert within this time", "1h")
+    cooldown: Duration = _c(None, "no second alert within this time", Duration("1h"))
+
+    __post_init__ = _parse_durations
 
 
 @dataclass(frozen=True)
 class Retrain:
     kind: Literal["mlflow_project", "databricks_job", "command"] = _c(None, "how retraining starts")
     min_severity: Severity = _c(None, "lowest severity that retrains", "severe")
-    cooldown: str = _c(_duration, "no second retrain within this time", "24h")
+    cooldown: Duration = _c(None, "no second retrain within this time", Duration("24h"))
     uri: str | None = _c(None, "mlflow_project: project URI (folder or git)", None)
     entry_point: str = _c(None, "mlflow_project: entry point", "main")
     backend: str = _c(None, "mlflow_project: backend (local, databricks, ...)", "local")
@@ -282,6 +302,8 @@ class Retrain:
     job_id: int | None = _c(_ge0, "databricks_job: job id", None)
     command: tuple[str, ...] = _c(None, "command: argv to run", ())
     synchronous: bool = _c(None, "wait for the retrain run to finish", False)
+
+    __post_init__ = _parse_durations
 
 
 @dataclass(frozen=True)
@@ -405,6 +427,8 @@ def _to_plain(obj: Any) -> Any:
         return [_to_plain(v) for v in obj]
     if isinstance(obj, dict):
         return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, Duration):
+        return str(obj)  # as written
     return obj
 
 
@@ -466,6 +490,11 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _Invalid(path, f"expected a number, got {_describe(value)}")
         return float(value)
+    if tp is Duration:
+        try:
+            return Duration(_convert(str, value, path))
+        except ValueError:
+            raise _Invalid(path, f"expected a duration like '30m', '2h', '1d' (or hour/day/week), got {_describe(value)}") from None
     if tp is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise _Invalid(path, f"expected a string, got {_describe(value)}")
@@ -574,19 +603,15 @@ def parse_config(data: Any, source: str = "<config>") -> MonitorConfig:
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def expand_env(data: Any, source: str, found: set[str] | None = None) -> Any:
-    """Replace ``${NAME}`` / ``${NAME:-default}`` in string values with environment values.
+def substitute(data: Any, values: Mapping[str, str], source: str, found: set[str] | None = None) -> Any:
+    """Replace ``${NAME}`` / ``${NAME:-default}`` in string values (never keys) with ``values[NAME]``.
 
-    One YAML file then serves dev and prod (e.g. a Databricks bundle passes the
-    catalog and schema as environment variables). Only values are expanded,
-    never keys or comments. Values taken from the environment are added to
-    ``found``: they may be secrets, so they are never printed or logged.
+    A name neither in ``values`` nor given a default is a `ConfigError` naming
+    ``source``. Values used are added to ``found`` (see `expand_env`).
     """
-    import os
-
     def sub(m: re.Match) -> str:
         name, default = m.group(1), m.group(2)
-        value = os.environ.get(name)
+        value = values.get(name)
         if value is None:
             value = default
             if value is None:
@@ -598,10 +623,22 @@ def expand_env(data: Any, source: str, found: set[str] | None = None) -> Any:
     if isinstance(data, str):
         return _ENV_REF.sub(sub, data)
     if isinstance(data, list):
-        return [expand_env(v, source, found) for v in data]
+        return [substitute(v, values, source, found) for v in data]
     if isinstance(data, dict):
-        return {k: expand_env(v, source, found) for k, v in data.items()}
+        return {k: substitute(v, values, source, found) for k, v in data.items()}
     return data
+
+
+def expand_env(data: Any, source: str, found: set[str] | None = None) -> Any:
+    """`substitute` from the environment: one YAML file then serves dev and prod.
+
+    (E.g. a Databricks bundle passes the catalog and schema as environment
+    variables.) Values taken from the environment are added to ``found``: they
+    may be secrets, so they are never printed or logged.
+    """
+    import os
+
+    return substitute(data, os.environ, source, found)
 
 
 def load_config(path: str | Path) -> MonitorConfig:

@@ -1,0 +1,118 @@
+"""The monitor's own tables behind one interface: profiles, histograms, metrics, actions.
+
+Jobs read the store, run the pure core, and write the store. `DeltaStore` keeps
+the tables in Delta (SQL MERGE, so every write is one atomic, rerun-safe
+commit); `MemoryStore` keeps the same rows in dicts, for tests and notebooks
+that exercise planning, policy and reports without Spark. The rules both
+share (a stored profile is never rewritten unless asked, which profile is
+"the latest", the errors a missing one gives) live here once.
+"""
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime
+
+from sparkdrift.core.planning import ActionRecord
+from sparkdrift.core.profile import BaselineProfile
+from sparkdrift.core.results import DriftResult
+from sparkdrift.core.windows import WindowHistograms
+from sparkdrift.errors import BaselineError
+
+log = logging.getLogger("sparkdrift.store")
+
+TABLES = ("profiles", "histograms", "metrics", "actions")
+
+
+class MonitorStore(ABC):
+    """One monitor's tables. ``where(table)`` names a table in messages."""
+
+    monitor: str
+
+    @abstractmethod
+    def where(self, table: str) -> str:
+        """Where ``table`` (one of `TABLES`) lives, for messages."""
+
+    # ----------------------------------------------------------------- profiles
+
+    @abstractmethod
+    def has_profile(self, baseline_id: str) -> bool:
+        """Whether the profile ``baseline_id`` is stored for this monitor."""
+
+    @abstractmethod
+    def _put_profile(self, profile: BaselineProfile) -> int:
+        """Write (or overwrite) one profile; returns the rows written."""
+
+    @abstractmethod
+    def _latest_profile_id(self) -> str | None:
+        """The id of the newest profile by ``created_at`` (ties: the larger id)."""
+
+    @abstractmethod
+    def _get_profile(self, baseline_id: str) -> BaselineProfile | None:
+        """The stored profile, or None."""
+
+    def save_profile(self, profile: BaselineProfile, *, replace: bool = False) -> bool:
+        """Store a profile unless its id is already there (its first ``created_at`` stays).
+
+        ``replace=True`` rewrites it. Returns whether anything was written.
+        """
+        if not replace and self.has_profile(profile.baseline_id):
+            log.info(
+                "baseline %s: profile %s (source %s version %s) is already in %s: nothing written",
+                profile.monitor, profile.baseline_id, profile.source_table, profile.source_version,
+                self.where("profiles"),
+            )
+            return False
+        rows = self._put_profile(profile)
+        log.info("baseline %s: wrote profile %s (%d columns) to %s", profile.monitor, profile.baseline_id, rows,
+                 self.where("profiles"))
+        return True
+
+    def load_profile(self, baseline_id: str | None = None) -> BaselineProfile:
+        """The profile ``baseline_id``, else the monitor's latest; `BaselineError` when there is none."""
+        wanted = baseline_id or self._latest_profile_id()
+        if wanted is None:
+            raise BaselineError(
+                f"no baseline for monitor {self.monitor} in {self.where('profiles')}: "
+                "run `sparkdrift baseline --config <monitor config>` first"
+            )
+        profile = self._get_profile(wanted)
+        if profile is None:
+            raise BaselineError(
+                f"baseline {wanted} of monitor {self.monitor} is not in {self.where('profiles')} "
+                "(check baseline_id, or run `sparkdrift baseline --config <monitor config>`)"
+            )
+        return profile
+
+    # ----------------------------------------------------------------- histograms
+
+    @abstractmethod
+    def write_histograms(self, baseline_id: str, windows: Sequence[WindowHistograms],
+                         source_version: int | None) -> int:
+        """Upsert on (baseline id, window, feature): a recomputed window replaces, never adds. Returns rows."""
+
+    @abstractmethod
+    def load_histograms(self, baseline_id: str, *, before: datetime | None = None,
+                        last: int | None = None) -> list[WindowHistograms]:
+        """Stored windows, oldest first; optionally only the ``last`` N starting before ``before``."""
+
+    # ----------------------------------------------------------------- metrics
+
+    @abstractmethod
+    def write_metrics(self, results: Sequence[DriftResult], run_id: str | None) -> None:
+        """Upsert on (baseline id, window, feature, statistic, reference)."""
+
+    @abstractmethod
+    def last_checked_window(self, baseline_id: str) -> datetime | None:
+        """Start of the newest window with metrics: the detect job's progress marker."""
+
+    # ----------------------------------------------------------------- actions
+
+    @abstractmethod
+    def read_actions(self) -> list[ActionRecord]:
+        """The monitor's action records (empty before the first write)."""
+
+    @abstractmethod
+    def write_actions(self, records: Sequence[ActionRecord]) -> None:
+        """Upsert on ``dedup_key`` (the last record of a key wins), in one commit."""

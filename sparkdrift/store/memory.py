@@ -1,0 +1,81 @@
+"""`MonitorStore` in dicts: the same keys and upserts as the Delta tables, no Spark.
+
+For tests of planning, policy and reports, and for notebooks that try a
+monitor's rules on histograms they already have. Nothing survives the process.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from sparkdrift.core.planning import ActionRecord
+from sparkdrift.core.profile import BaselineProfile
+from sparkdrift.core.results import DriftResult
+from sparkdrift.core.windows import WindowHistograms, as_utc
+from sparkdrift.store.base import MonitorStore
+
+
+class MemoryStore(MonitorStore):
+    """One monitor's tables as dicts keyed like the Delta tables' MERGE keys."""
+
+    def __init__(self, monitor: str):
+        self.monitor = monitor
+        self.profiles: dict[str, BaselineProfile] = {}
+        self.histograms: dict[tuple[str, datetime], WindowHistograms] = {}  # (baseline id, window start)
+        self.metrics: dict[tuple, tuple[DriftResult, str | None]] = {}
+        self.actions: dict[str, ActionRecord] = {}
+
+    def where(self, table: str) -> str:
+        return f"memory:{self.monitor}/{table}"
+
+    def has_profile(self, baseline_id: str) -> bool:
+        return baseline_id in self.profiles
+
+    def _put_profile(self, profile: BaselineProfile) -> int:
+        self.profiles[profile.baseline_id] = profile
+        return len(profile.features) + (profile.performance is not None)
+
+    def _latest_profile_id(self) -> str | None:
+        if not self.profiles:
+            return None
+        return max(self.profiles.values(), key=lambda p: (as_utc(datetime.fromisoformat(p.created_at)),
+                                                          p.baseline_id)).baseline_id
+
+    def _get_profile(self, baseline_id: str) -> BaselineProfile | None:
+        return self.profiles.get(baseline_id)
+
+    def write_histograms(self, baseline_id: str, windows: Sequence[WindowHistograms],
+                         source_version: int | None) -> int:
+        rows = 0
+        for w in windows:
+            key = (baseline_id, as_utc(w.window_start))
+            old = self.histograms.get(key)
+            merged = {**old.histograms, **w.histograms} if old else dict(w.histograms)  # per-feature upsert
+            self.histograms[key] = replace(w, window_start=as_utc(w.window_start), window_end=as_utc(w.window_end),
+                                           histograms=merged)
+            rows += len(w.histograms)
+        return rows
+
+    def load_histograms(self, baseline_id: str, *, before: datetime | None = None,
+                        last: int | None = None) -> list[WindowHistograms]:
+        windows = sorted((w for (b, _), w in self.histograms.items() if b == baseline_id),
+                         key=lambda w: w.window_start)
+        if before is not None:
+            windows = [w for w in windows if w.window_start < as_utc(before)]
+        return windows if last is None else windows[max(len(windows) - last, 0):]
+
+    def write_metrics(self, results: Sequence[DriftResult], run_id: str | None) -> None:
+        for r in results:
+            key = (r.baseline_id, as_utc(r.window_start), r.feature, r.statistic, r.reference)
+            self.metrics[key] = (r, run_id)
+
+    def last_checked_window(self, baseline_id: str) -> datetime | None:
+        return max((k[1] for k in self.metrics if k[0] == baseline_id), default=None)
+
+    def read_actions(self) -> list[ActionRecord]:
+        return list(self.actions.values())
+
+    def write_actions(self, records: Sequence[ActionRecord]) -> None:
+        for r in records:
+            self.actions[r.dedup_key] = r

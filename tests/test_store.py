@@ -1,0 +1,117 @@
+"""One contract, two stores: the in-memory twin behaves as the Delta tables do.
+
+Every expectation is written out by hand (which window replaces which, which
+profile is the latest); the same test body runs on `MemoryStore` (no Spark)
+and on `DeltaStore` (real Delta tables under tmp_path).
+"""
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from sparkdrift.core.planning import ActionRecord
+from sparkdrift.core.profile import BaselineProfile, Histogram
+from sparkdrift.core.results import DriftResult
+from sparkdrift.core.windows import WindowHistograms
+from sparkdrift.errors import BaselineError
+from sparkdrift.store import DeltaStore, MemoryStore
+from tests.helpers import categorical_profile, numeric_profile
+
+UTC = timezone.utc
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+@pytest.fixture(params=["memory", pytest.param("delta", marks=[pytest.mark.spark, pytest.mark.e2e])])
+def store(request, tmp_path):
+    if request.param == "memory":
+        return MemoryStore("churn")
+    spark = request.getfixturevalue("spark")
+    tables = {t: str(tmp_path / t) for t in ("profiles", "histograms", "metrics", "actions")}
+    return DeltaStore(spark, "churn", tables)
+
+
+def _profile(baseline_id: str, created: datetime) -> BaselineProfile:
+    rng = np.random.default_rng(7)
+    age = numeric_profile("age", rng.normal(40, 10, 500), fine_bins=20, coarse_bins=5)
+    plan = categorical_profile("plan", ["a"] * 30 + ["b"] * 20 + ["c"] * 5, top_k=2)
+    return BaselineProfile(
+        monitor="churn", baseline_id=baseline_id, created_at=created.isoformat(), source_table="src",
+        source_version=3, config_hash="cafe", row_count=555, features={"age": age, "plan": plan},
+        performance=Histogram(counts=np.array([5, 1, 2, 7]), nulls=1),
+    )
+
+
+def _window(day: int, age_count: int, features=("age",)) -> WindowHistograms:
+    hists = {f: Histogram(counts=np.full(3, age_count), nulls=day) for f in features}
+    return WindowHistograms(T0 + day * DAY, T0 + (day + 1) * DAY, 3 * age_count, hists)
+
+
+def _result(day: int, value: float, statistic: str = "psi") -> DriftResult:
+    return DriftResult("churn", "b1", T0 + day * DAY, T0 + (day + 1) * DAY, "age", statistic, value, 0.2,
+                       value > 0.2)
+
+
+def test_profiles_saved_once_latest_by_created_at(store):
+    with pytest.raises(BaselineError, match="no baseline for monitor churn in .*profiles: run `sparkdrift baseline"):
+        store.load_profile()
+    old, new = _profile("b-old", T0), _profile("b-new", T0 + DAY)
+    assert store.save_profile(new) is True
+    assert store.save_profile(old) is True
+    assert store.save_profile(new) is False  # already stored: nothing written
+    assert store.has_profile("b-old") and not store.has_profile("b-none")
+    latest = store.load_profile()
+    assert latest.baseline_id == "b-new"  # by created_at, not by write order
+    assert store.load_profile("b-old").baseline_id == "b-old"
+    with pytest.raises(BaselineError, match="baseline deadbeef of monitor churn is not in"):
+        store.load_profile("deadbeef")
+    # the values survive the round trip
+    assert list(latest.features) == ["age", "plan"]
+    for name, fp in new.features.items():
+        got = latest.features[name]
+        assert got.baseline == fp.baseline
+        assert (got.edges, got.coarse, got.categories, got.tracked) == (fp.edges, fp.coarse, fp.categories, fp.tracked)
+    assert latest.features["age"].mean_std() == pytest.approx(new.features["age"].mean_std())
+    assert all(math.isnan(v) for v in latest.features["plan"].mean_std())
+    assert latest.performance == new.performance
+    assert (latest.row_count, latest.source_version, latest.config_hash) == (555, 3, "cafe")
+
+
+def test_histograms_upsert_per_window_and_feature(store):
+    assert store.load_histograms("b1") == []
+    assert store.write_histograms("b1", [_window(0, 1), _window(1, 2), _window(2, 3)], 5) == 3
+    store.write_histograms("b1", [_window(1, 20)], 6)  # a recomputed window replaces, never adds
+    store.write_histograms("b1", [_window(1, 9, features=("plan",))], 6)  # another column joins it
+    store.write_histograms("b2", [_window(0, 100)], 6)  # another baseline is apart
+    got = store.load_histograms("b1")
+    assert [w.window_start for w in got] == [T0, T0 + DAY, T0 + 2 * DAY]
+    assert [int(w.histograms["age"].counts[0]) for w in got] == [1, 20, 3]
+    assert set(got[1].histograms) == {"age", "plan"} and got[1].histograms["plan"].nulls == 1
+    assert got[2].window_end == T0 + 3 * DAY
+    last_two_before_day2 = store.load_histograms("b1", before=T0 + 2 * DAY, last=2)
+    assert [w.window_start for w in last_two_before_day2] == [T0, T0 + DAY]
+    assert [w.window_start for w in store.load_histograms("b1", last=1)] == [T0 + 2 * DAY]
+
+
+def test_metrics_mark_progress_per_baseline(store):
+    assert store.last_checked_window("b1") is None
+    store.write_metrics([_result(0, 0.1), _result(3, 0.3), _result(3, 0.05, "ks")], "run1")
+    store.write_metrics([_result(3, 0.4)], "run2")  # the same key again: replaced
+    assert store.last_checked_window("b1") == T0 + 3 * DAY
+    assert store.last_checked_window("b2") is None
+    store.write_metrics([], None)  # nothing to write is a no-op
+
+
+def test_actions_upsert_on_dedup_key(store):
+    assert store.read_actions() == []
+    pending = ActionRecord("churn", T0, T0 + DAY, "severe", "r", "retrain", "command", "python", "pending", "k1",
+                           decided_at=T0 + DAY)
+    other = ActionRecord("churn", T0 + DAY, T0 + 2 * DAY, "minor", "", "alert", "webhook", "https://h/***",
+                         "succeeded", "k2", drift_run_id="d1", decided_at=T0 + 2 * DAY, finished_at=T0 + 2 * DAY)
+    store.write_actions([pending, other])
+    done = ActionRecord(**{**pending.__dict__, "status": "succeeded", "retrain_run_id": "pid:7"})
+    store.write_actions([done])
+    assert sorted(store.read_actions(), key=lambda r: r.dedup_key) == [done, other]
