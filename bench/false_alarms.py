@@ -679,7 +679,7 @@ def floor_check(specs, baseline, cfg, n: int, draws: int, rng) -> dict:
     """
     from sparkdrift.core.drift import params_for
     from sparkdrift.core.noise import noise_floor
-    from sparkdrift.core.stats import js_rows, psi_rows
+    from sparkdrift.core.distances import js_rows, psi_rows
 
     alpha = test_level(cfg, baseline)
     params = params_for(cfg)

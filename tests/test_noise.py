@@ -10,8 +10,7 @@ import pytest
 from scipy import stats as st
 
 from helpers import categorical_profile, numeric_profile
-from sparkdrift.core import noise
-from sparkdrift.core import stats
+from sparkdrift.core import distances, noise, stats
 from sparkdrift.core.binning import count_categorical, count_numeric
 from sparkdrift.core.config import parse_config
 from sparkdrift.core.drift import drift_results, alpha_per_test, n_tests
@@ -104,7 +103,7 @@ def test_closed_forms_by_hand():
         st.kstwo.isf(0.01, round(en)))
     assert noise.noise_floor("mean_shift", profile, window, profile.baseline, 0.01) == pytest.approx(
         st.norm.isf(0.005) * math.sqrt(1 / n + 1 / m))
-    crit = stats.ks_critical_value(n, m, 0.05)
+    crit = distances.ks_critical_value(n, m, 0.05)
     assert noise.noise_floor("ks_robust", profile, window, profile.baseline, 0.01) == pytest.approx(
         st.kstwo.isf(0.01, round(en)) - crit)
     assert noise.noise_floor("ks", profile, window, profile.baseline, 0.01) >= st.kstwo.isf(0.01, round(n * m / (n + m)))

@@ -242,7 +242,7 @@ def test_empty_inputs_still_write_a_valid_report(tmp_path):
 
 
 def test_coarse_bin_labels_name_atoms_and_ranges():
-    from sparkdrift.sinks.report import _coarse_labels
+    from sparkdrift.sinks.charts import _coarse_labels
 
     zero_plus = float(np.nextafter(0.0, np.inf))
     profile = FeatureProfile(

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon
 
-from sparkdrift.core import stats
+from sparkdrift.core import distances, stats
 from sparkdrift.core.binning import (
     coarse_starts,
     count_categorical,
@@ -280,20 +280,20 @@ def test_ks_pvalue_at_large_n_is_taken_inside_the_bounds():
     profile = numeric_profile(base)
     r = stats.ks(profile, profile.baseline, count_numeric(win, profile.edges))
     exact = sps.ks_2samp(base, win, method="asymp").pvalue
-    lo, hi = stats.ks_pvalue_range(r.lower, r.upper, 200_000, 200_000)
+    lo, hi = distances.ks_pvalue_range(r.lower, r.upper, 200_000, 200_000)
     assert lo - 1e-12 <= exact <= hi + 1e-12
-    assert abs(r.p_value - exact) <= abs(stats.ks_pvalue(r.lower, 200_000, 200_000) - exact)
-    assert abs(r.p_value - exact) < 0.5 * abs(stats.ks_pvalue(r.lower, 200_000, 200_000) - exact)
+    assert abs(r.p_value - exact) <= abs(distances.ks_pvalue(r.lower, 200_000, 200_000) - exact)
+    assert abs(r.p_value - exact) < 0.5 * abs(distances.ks_pvalue(r.lower, 200_000, 200_000) - exact)
 
 
 def test_ks_pvalue_uses_limiting_distribution_at_large_n():
     n, m, d = 400_000, 100_000, 0.004
     en = n * m / (n + m)
-    assert en > stats.KS_EXACT_N_MAX
-    assert stats.ks_pvalue(d, n, m) == pytest.approx(sps.kstwobign.sf(d * math.sqrt(en)), rel=1e-12)
+    assert en > distances.KS_EXACT_N_MAX
+    assert distances.ks_pvalue(d, n, m) == pytest.approx(sps.kstwobign.sf(d * math.sqrt(en)), rel=1e-12)
     # and it stays close to what kstwo would give (what ks_2samp(method="asymp") uses)
-    assert abs(stats.ks_pvalue(d, n, m) - sps.kstwo.sf(d, round(en))) < 0.003
-    assert stats.ks_pvalue(0.0, 10, 10) == 1.0
+    assert abs(distances.ks_pvalue(d, n, m) - sps.kstwo.sf(d, round(en))) < 0.003
+    assert distances.ks_pvalue(0.0, 10, 10) == 1.0
 
 
 def test_ks_robust_is_ks_minus_critical_value(numeric_cases):
@@ -340,8 +340,8 @@ def test_psi_epsilon_rule_on_a_known_table():
     p = np.array([0.1, 0.2, 0.3, 0.4])
     q = np.array([0.5, 0.5, EPS, EPS]) / (1 + 2 * EPS)
     expected = float(np.sum((p - q) * np.log(p / q)))
-    assert stats.psi_from_counts(a, b, EPS) == pytest.approx(expected, rel=1e-12)
-    assert stats.psi_from_counts(b, a, EPS) == pytest.approx(expected, rel=1e-12)  # symmetric
+    assert distances.psi_from_counts(a, b, EPS) == pytest.approx(expected, rel=1e-12)
+    assert distances.psi_from_counts(b, a, EPS) == pytest.approx(expected, rel=1e-12)  # symmetric
 
 
 # --------------------------------------------------------------------------- JS, Hellinger, Wasserstein, mean

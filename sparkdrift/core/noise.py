@@ -39,9 +39,8 @@ import numpy as np
 from scipy import stats as st
 
 from sparkdrift.core.profile import FeatureProfile, Histogram
-from sparkdrift.core.stats import (
-    StatParams,
-    baseline_std,
+from sparkdrift.core.distances import (
+    KS_EXACT_N_MAX,
     chi2_rows,
     hellinger_rows,
     js_rows,
@@ -49,8 +48,8 @@ from sparkdrift.core.stats import (
     linf_rows,
     psi_rows,
     tv_rows,
-    valid_total,
 )
+from sparkdrift.core.stats import StatParams, baseline_std, valid_total
 
 #: Bootstrap draws per (feature, window-size bucket): ~5 ms for 12 bins.
 SIMULATIONS = 4000
@@ -173,8 +172,6 @@ def _effective_n(n: int, m: int) -> float:
 @functools.lru_cache(maxsize=4096)
 def _ks_floor(n: int, m: int, alpha: float) -> float:
     from scipy.stats import kstwo, kstwobign
-
-    from sparkdrift.core.stats import KS_EXACT_N_MAX
 
     en = _effective_n(n, m)
     if en <= KS_EXACT_N_MAX:

@@ -17,12 +17,10 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
-import io
 import json
 import math
 import re
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable
@@ -33,6 +31,8 @@ from sparkdrift.core.config import SEVERITIES
 from sparkdrift.core.profile import FeatureProfile, Histogram
 from sparkdrift.core.results import DriftResult
 from sparkdrift.core.windows import as_utc, naive_utc
+from sparkdrift.sinks.charts import Chart, overlay_png, trend_png
+from sparkdrift.sinks.format import as_float, num
 
 __all__ = ["write_report", "read_report_results", "SEVERITY_ORDER"]
 
@@ -42,11 +42,6 @@ PLOTS_DIR = "plots"
 SEVERITY_ORDER = tuple(reversed(SEVERITIES))  # most severe first
 MAX_SUMMARY_ROWS = 60  # most severe first; the rest are counted, and all are in the JSON
 
-_BASELINE_COLOR = "#5b7fb0"
-_WINDOW_COLOR = "#e8743b"
-_VALUE_COLOR = "#34495e"
-_DRIFT_COLOR = "#d62728"
-_THRESHOLD_COLOR = "#c0392b"
 _SIGNAL_LABEL = {"feature": "drift", "prediction": "prediction drift", "quality": "quality", "performance": "performance"}
 
 
@@ -55,18 +50,6 @@ _SIGNAL_LABEL = {"feature": "drift", "prediction": "prediction drift", "quality"
 
 def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _num(x: float | None, digits: int = 4) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    if isinstance(x, float) and math.isinf(x):
-        return "∞" if x > 0 else "-∞"
-    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
-        return f"{int(x):,}"
-    if 1e4 <= abs(x) < 1e12:
-        return f"{float(x):,.0f}"
-    return f"{float(x):.{digits}g}"
 
 
 def _window_text(start: datetime, end: datetime | None = None) -> str:
@@ -122,16 +105,8 @@ def _severity_rank(severity: Any) -> int:
     return SEVERITY_ORDER.index(s) if s in SEVERITY_ORDER else len(SEVERITY_ORDER)
 
 
-def _float(x: Any) -> float:
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return math.nan
-    return f
-
-
 def _score(x: Any) -> str:
-    f = _float(x)
+    f = as_float(x)
     return f"{f:.3f}" if math.isfinite(f) else "—"
 
 
@@ -149,172 +124,6 @@ def _rules_text(rules: Any) -> str:
         else:
             parts.append(str(r))
     return "; ".join(parts)
-
-
-# --------------------------------------------------------------------------- charts
-
-
-@dataclass
-class _Chart:
-    section: str  # "trend" or "overlay"
-    group: str  # feature the chart belongs to
-    file: str  # path relative to the report folder
-    title: str
-    caption: str
-    png: bytes
-
-
-def _figure(width: float, height: float, constrained: bool = True):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained" if constrained else None)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return buf.getvalue()
-
-
-def _date_axis(ax, x: list[datetime], width: timedelta) -> None:
-    """Ticks at the windows (few) or auto (many); day labels for daily+ windows, else time too."""
-    import matplotlib.dates as mdates
-
-    daily = width >= timedelta(days=1) and all(t.time() == datetime.min.time() for t in x)
-    fmt = mdates.DateFormatter("%b %d" if daily else "%b %d\n%H:%M")
-    if len(x) <= 7:
-        ax.set_xticks(x)
-    else:
-        ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=7))
-    ax.xaxis.set_major_formatter(fmt)
-    ax.set_xlim(x[0] - width / 2, x[-1] + width / 2)
-
-
-def _trend_png(rows: list[DriftResult], title: str) -> bytes:
-    rows = sorted(rows, key=lambda r: as_utc(r.window_start))
-    x = [naive_utc(r.window_start) for r in rows]
-    y = np.array([_float(r.value) for r in rows])
-    thr = np.array([_float(r.threshold) for r in rows])
-    drifted = np.array([bool(r.drifted) for r in rows])
-    width = min((naive_utc(r.window_end) - naive_utc(r.window_start) for r in rows), default=timedelta(days=1))
-    if width <= timedelta(0):
-        width = timedelta(days=1)
-
-    # fixed margins instead of a layout engine: these charts are many and alike
-    fig = _figure(4.0, 2.6, constrained=False)
-    fig.subplots_adjust(left=0.16, right=0.96, top=0.89, bottom=0.28)
-    ax = fig.add_subplot()
-    ax.plot(x, y, color=_VALUE_COLOR, marker="o", markersize=3.5, linewidth=1.4, label="value")
-    finite_thr = thr[np.isfinite(thr)]
-    if finite_thr.size and np.allclose(finite_thr, finite_thr[0]):
-        ax.axhline(finite_thr[0], color=_THRESHOLD_COLOR, linestyle="--", linewidth=1.1, label="threshold")
-    elif finite_thr.size:
-        ax.plot(x, thr, color=_THRESHOLD_COLOR, linestyle="--", linewidth=1.1, drawstyle="steps-mid",
-                label="threshold")
-    if drifted.any():
-        ax.scatter([xi for xi, d in zip(x, drifted) if d], y[drifted], color=_DRIFT_COLOR, s=40, zorder=3,
-                   label="drifted", edgecolors="white", linewidths=0.6)
-    if np.isfinite(y[-1]):  # the latest value, written next to its point
-        ax.annotate(_num(float(y[-1]), 3), (x[-1], y[-1]), xytext=(-5, 6), textcoords="offset points",
-                    ha="right", fontsize=7, color=_DRIFT_COLOR if drifted[-1] else _VALUE_COLOR)
-    _date_axis(ax, x, width)
-    finite = np.concatenate([y[np.isfinite(y)], finite_thr])
-    if finite.size:
-        lo, hi = float(finite.min()), float(finite.max())
-        pad = (hi - lo) * 0.15 or max(abs(hi) * 0.1, 0.01)
-        bottom = 0.0 if 0 <= lo < 0.35 * hi else lo - pad
-        ax.set_ylim(bottom, hi + pad)
-        for xi in (xi for xi, v in zip(x, y) if not np.isfinite(v)):  # undefined: say so
-            ax.annotate("n/a", (xi, bottom), xytext=(0, 3), textcoords="offset points", ha="center",
-                        fontsize=7, color="#888888")
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel("window start (UTC)", fontsize=8)
-    ax.set_ylabel(rows[0].statistic, fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.grid(True, alpha=0.25, linewidth=0.6)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    fig.legend(loc="lower center", ncol=3, fontsize=7, frameon=False, bbox_to_anchor=(0.5, 0.0))
-    return _png(fig)
-
-
-def _coarse_labels(profile: FeatureProfile) -> list[str]:
-    """Value ranges of [underflow, coarse bins..., overflow], e.g. '< 0', '= 0', '(0, 2)', '[2, 5]', '> 5'.
-
-    An atom bin ``[v, nextafter(v))`` (a repeated baseline value) reads '= v',
-    and the bin just above it '(v, ...'.
-    """
-    edges = np.asarray(profile.edges, dtype=float)
-    starts = list(profile.coarse)
-    labels = [f"< {_num(edges[0])}"]
-    for j, s in enumerate(starts):
-        lo = edges[s]
-        last = j + 1 == len(starts)
-        hi = edges[-1] if last else edges[starts[j + 1]]
-        if (last and s == len(edges) - 1) or (not last and hi <= np.nextafter(lo, np.inf)):
-            labels.append(f"= {_num(lo)}")
-            continue
-        left = f"({_num(edges[s - 1])}" if s > 0 and lo <= np.nextafter(edges[s - 1], np.inf) else f"[{_num(lo)}"
-        labels.append(f"{left}, {_num(hi)}{']' if last else ')'}")
-    labels.append(f"> {_num(edges[-1])}")
-    return labels
-
-
-def _share(counts: np.ndarray) -> np.ndarray:
-    total = counts.sum()
-    return counts / total if total > 0 else np.zeros_like(counts, dtype=float)
-
-
-def _short(text: str, n: int = 28) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def _overlay_png(profile: FeatureProfile, ref: Histogram, win: Histogram, title: str, subtitle: str) -> bytes:
-    if profile.kind == "numeric":
-        labels = _coarse_labels(profile)
-        p_ref = _share(profile.coarse_counts(ref).astype(float))
-        p_win = _share(profile.coarse_counts(win).astype(float))
-        fig = _figure(max(6.0, 0.55 * len(labels) + 1.5), 3.6)
-        ax = fig.add_subplot()
-        pos = np.arange(len(labels))
-        w = 0.4
-        ax.bar(pos - w / 2, p_ref, w, color=_BASELINE_COLOR, label="baseline")
-        ax.bar(pos + w / 2, p_win, w, color=_WINDOW_COLOR, label="window")
-        ax.set_xticks(pos, labels, rotation=35, ha="right", fontsize=7)
-        ax.set_xlabel(f"{profile.name} (PSI bins)", fontsize=8)
-        ax.set_ylabel("share of rows", fontsize=8)
-        ax.yaxis.set_major_formatter(_percent_formatter())
-        ax.grid(True, axis="y", alpha=0.25, linewidth=0.6)
-    else:
-        labels = [_short(c) for c in profile.categories] + ["(other)", "(unseen)"]
-        p_ref = _share(np.append(ref.counts, ref.unseen).astype(float))
-        p_win = _share(np.append(win.counts, win.unseen).astype(float))
-        fig = _figure(6.5, max(2.6, 0.26 * len(labels) + 1.2))
-        ax = fig.add_subplot()
-        pos = np.arange(len(labels))
-        h = 0.4
-        ax.barh(pos - h / 2, p_ref, h, color=_BASELINE_COLOR, label="baseline")
-        ax.barh(pos + h / 2, p_win, h, color=_WINDOW_COLOR, label="window")
-        ax.set_yticks(pos, labels, fontsize=7)
-        ax.invert_yaxis()
-        ax.set_xlabel("share of rows", fontsize=8)
-        ax.xaxis.set_major_formatter(_percent_formatter())
-        ax.grid(True, axis="x", alpha=0.25, linewidth=0.6)
-    ax.tick_params(labelsize=7)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    ax.legend(fontsize=7, frameon=False)
-    ax.set_title(f"{title}\n{subtitle}" if subtitle else title, fontsize=9.5)
-    return _png(fig)
-
-
-def _percent_formatter():
-    from matplotlib.ticker import PercentFormatter
-
-    return PercentFormatter(xmax=1.0, decimals=0)
 
 
 # --------------------------------------------------------------------------- grouping
@@ -345,8 +154,8 @@ def _drift_chips(rows: Iterable[DriftResult]) -> str:
     parts = []
     for feat in sorted(by_feature):
         stats = ", ".join(
-            f'{_esc(_stat_label(r))} <span class="drift" title="threshold {_esc(_num(r.threshold))}">'
-            f"{_esc(_num(r.value, 3))}</span>"
+            f'{_esc(_stat_label(r))} <span class="drift" title="threshold {_esc(num(r.threshold))}">'
+            f"{_esc(num(r.value, 3))}</span>"
             for r in sorted(by_feature[feat], key=lambda r: (r.signal, r.statistic, r.reference))
         )
         parts.append(f'<span class="feat">{_esc(feat)}</span> {stats}')
@@ -384,7 +193,7 @@ figure img{border:1px solid #eee;max-width:100%;height:auto} figcaption{font-siz
 """
 
 
-def _img(chart: _Chart) -> str:
+def _img(chart: Chart) -> str:
     data = base64.b64encode(chart.png).decode("ascii")
     return (
         f'<figure><img src="data:image/png;base64,{data}" alt="{_esc(chart.title)}" '
@@ -405,7 +214,7 @@ def _summary_table(decisions: list[dict], drifted_by_window: dict[datetime, list
         decisions,
         key=lambda d: (
             _severity_rank(d.get("severity")),
-            -(_float(d.get("score")) if math.isfinite(_float(d.get("score"))) else -math.inf),
+            -(as_float(d.get("score")) if math.isfinite(as_float(d.get("score"))) else -math.inf),
             -as_utc(d["window_start"]).timestamp(),
         ),
     )
@@ -424,7 +233,7 @@ def _summary_table(decisions: list[dict], drifted_by_window: dict[datetime, list
             f"<td>{_esc(_window_text(start, d.get('window_end')))}</td>"
             f"<td>{_severity_badge(sev)}</td>"
             f'<td class="num">{_esc(_score(d.get("score")))}</td>'
-            f'<td class="num">{_esc("—" if n is None else _num(int(n)))}</td>'
+            f'<td class="num">{_esc("—" if n is None else num(int(n)))}</td>'
             f"<td>{_esc(_rules_text(d.get('rules'))) or '<span class=muted>—</span>'}</td>"
             f"<td>{_drift_chips(drifted_by_window.get(as_utc(start), []))}</td></tr>"
         )
@@ -460,14 +269,14 @@ def _latest_table(results: list[DriftResult], latest: datetime, features: list[s
             if r is None:
                 tds.append("<td></td>")
                 continue
-            within = r.noise_floor is not None and not r.drifted and not _float(r.value) > r.noise_floor
+            within = r.noise_floor is not None and not r.drifted and not as_float(r.value) > r.noise_floor
             cls = "num drift" if r.drifted else ("num muted" if within else "num")
-            tip = f"threshold {_num(r.threshold)}" + (f"; {r.reason}" if r.reason else "")
+            tip = f"threshold {num(r.threshold)}" + (f"; {r.reason}" if r.reason else "")
             if r.noise_floor is not None:
-                tip += f"; noise floor {_num(r.noise_floor, 3)} (excess {_num(r.excess, 3)})"
+                tip += f"; noise floor {num(r.noise_floor, 3)} (excess {num(r.excess, 3)})"
             if r.p_value is not None:
-                tip += f"; p={_num(r.p_value, 3)}"
-            tds.append(f'<td class="{cls}" title="{_esc(tip)}">{_esc(_num(_float(r.value), 3))}</td>')
+                tip += f"; p={num(r.p_value, 3)}"
+            tds.append(f'<td class="{cls}" title="{_esc(tip)}">{_esc(num(as_float(r.value), 3))}</td>')
         body.append(f'<tr><th>{_esc(feat)}</th>{"".join(tds)}</tr>')
     return (
         f'<div class="scroll"><table id="latest"><thead><tr><th>feature</th>{head}</tr></thead>'
@@ -481,7 +290,7 @@ def _cost_text(cost: dict[str, float]) -> str:
     parts = []
     for key, value in cost.items():
         name = key[5:] if key.startswith("cost.") else key
-        v = _float(value)
+        v = as_float(value)
         if not math.isfinite(v):
             text = "—"
         elif name.startswith("bytes"):
@@ -492,7 +301,7 @@ def _cost_text(cost: dict[str, float]) -> str:
         elif name.startswith("rows") or float(v).is_integer():
             text = f"{int(v):,}"
         else:
-            text = _num(v)
+            text = num(v)
         parts.append(f"{name.replace('_', ' ')}: {text}")
     return " · ".join(parts)
 
@@ -543,7 +352,7 @@ def write_report(
         used.add(candidate.lower())
         return f"{PLOTS_DIR}/{candidate}.png"
 
-    charts: list[_Chart] = []
+    charts: list[Chart] = []
 
     # statistic over the windows, per feature and statistic that has a threshold
     series: dict[tuple[str, str, str, str], list[DriftResult]] = defaultdict(list)
@@ -568,7 +377,7 @@ def write_report(
         caption = f"{rows[0].metric_name}: {n_drifted} of {len(rows)} windows beyond the threshold"
         stem = f"trend_{feat}_{stat}" + ("" if signal == "feature" else f"_{signal}")
         stem += "" if ref == "baseline" else f"_vs_{ref}"
-        charts.append(_Chart("trend", feat, filename(stem), title, caption, _trend_png(rows, title)))
+        charts.append(Chart("trend", feat, filename(stem), title, caption, trend_png(rows, title)))
 
     # baseline vs latest window, for the given (drifted) features
     overlay_order = sorted(overlays, key=lambda f: (order.get(f, len(order)), f))
@@ -583,8 +392,8 @@ def write_report(
         last = [r for r in last if r.feature == feat]
         drifted = [r for r in last if r.drifted and r.reference == "baseline"]
         subtitle = ", ".join(
-            f"{_stat_label(r)} {_num(_float(r.value), 3)} {'>' if _float(r.value) > _float(r.threshold) else '<'} "
-            f"{_num(r.threshold, 3)}"
+            f"{_stat_label(r)} {num(as_float(r.value), 3)} {'>' if as_float(r.value) > as_float(r.threshold) else '<'} "
+            f"{num(r.threshold, 3)}"
             for r in drifted[:4]
         )
         title = f"{feat}: baseline vs {win_label}"
@@ -595,8 +404,8 @@ def write_report(
         )
         if profile.kind == "categorical":
             caption += f"; unseen categories {_pct(win_hist.unseen, win_hist.n_valid)} of the window"
-        png = _overlay_png(profile, ref_hist, win_hist, title, subtitle)
-        charts.append(_Chart("overlay", feat, filename(f"overlay_{feat}"), title, caption, png))
+        png = overlay_png(profile, ref_hist, win_hist, title, subtitle)
+        charts.append(Chart("overlay", feat, filename(f"overlay_{feat}"), title, caption, png))
 
     written: dict[str, Path] = {}
     for chart in charts:
@@ -637,7 +446,7 @@ def _html(
     generated: datetime,
     results: list[DriftResult],
     decisions: list[dict],
-    charts: list[_Chart],
+    charts: list[Chart],
     features: list[str],
     latest: datetime | None,
     cost: dict[str, float],
@@ -686,7 +495,7 @@ def _html(
         )
         parts.append(_latest_table(results, latest, features))
 
-    trends: dict[str, list[_Chart]] = defaultdict(list)
+    trends: dict[str, list[Chart]] = defaultdict(list)
     for c in charts:
         if c.section == "trend":
             trends[c.group].append(c)
