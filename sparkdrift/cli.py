@@ -1,4 +1,4 @@
-"""Command line: `sparkdrift validate|baseline|detect|demo`. The only place that builds a SparkSession."""
+"""Command line: `sparkdrift init|validate|baseline|detect|demo`. The only place that builds a SparkSession."""
 from __future__ import annotations
 
 import argparse
@@ -69,6 +69,32 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     return 1 if failed and cfg.actions.fail_on_error else 0
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    from sparkdrift import scaffold
+    from sparkdrift.core.config import load_config
+
+    monitor = args.monitor or scaffold.monitor_name(args.production)
+    out = Path(args.out or f"conf/{monitor}.yaml")
+    if out.exists() and not args.force:
+        print(f"sparkdrift: error: {out} exists (use --force to overwrite, or --out)", file=sys.stderr)
+        return 2
+    spark = _session(args)
+    baseline, production = scaffold.table_facts(spark, args.baseline), scaffold.table_facts(spark, args.production)
+    time = scaffold.time_facts(spark, args.production, scaffold.timestamp_column(production))
+    proposal = scaffold.propose(monitor, baseline, production, time)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(scaffold.render(proposal, baseline, production))
+    cfg = load_config(out)  # what was written is a valid monitor, or this says which key is not
+    f = cfg.features
+    print(f"wrote {out}: monitor {cfg.monitor}, {len(f.numeric)} numeric and {len(f.categorical)} categorical "
+          f"features, windows of one {cfg.production.granularity} on {cfg.production.timestamp_column}"
+          + (f", prediction {cfg.prediction.columns[0]} ({cfg.prediction.kind})" if cfg.prediction.columns else "")
+          + (f", label {cfg.label.column}" if cfg.label.column else ""))
+    print(f"review the guesses in its comments, then:\n  sparkdrift baseline --config {out}\n"
+          f"  sparkdrift detect --config {out}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from sparkdrift.demo import run_demo
 
@@ -82,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", help="propose a monitor config from a baseline and a production table")
+    p.add_argument("--baseline", required=True, help="reference table (training data): name or path")
+    p.add_argument("--production", required=True, help="inference log table: name or path")
+    p.add_argument("--monitor", help="monitor name (default: the production table's name)")
+    p.add_argument("--out", help="YAML file to write (default: conf/<monitor>.yaml)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=_cmd_init)
 
     p = sub.add_parser("validate", help="check a monitor config and print what was understood")
     p.add_argument("config", help="monitor YAML file")

@@ -30,6 +30,17 @@ def is_path(ref: str) -> bool:
     return "/" in ref or ref.startswith((".", "~")) or ":" in ref
 
 
+def location(ref: str) -> str:
+    """A path as Spark gets it: ``~`` expanded and a local relative path made absolute here.
+
+    The Python process and the JVM need not share a working directory (a
+    notebook's cwd, Spark Connect's server), so a relative path is resolved
+    once, where the user wrote it.
+    """
+    path = os.path.expanduser(ref)
+    return path if "://" in path or ":" in path.split("/")[0] else os.path.abspath(path)
+
+
 @dataclass(frozen=True)
 class TableRead:
     """What was read: the DataFrame and the Delta version it came from."""
@@ -74,7 +85,7 @@ def name_parts(ref: str) -> list[str]:
 def sql_name(ref: str) -> str:
     """The table as a SQL identifier: each name part quoted, or ``delta.`path``` for a path."""
     if is_path(ref):
-        return "delta." + _quote(os.path.expanduser(ref))
+        return "delta." + _quote(location(ref))
     return ".".join(_quote(p) for p in name_parts(ref))
 
 
@@ -154,7 +165,7 @@ def read_table(
         version = version_at(spark, ref, timestamp) if timestamp else latest_version(spark, ref)
     reader = spark.read.format("delta").option("versionAsOf", version)
     try:
-        df = reader.load(os.path.expanduser(ref)) if is_path(ref) else reader.table(sql_name(ref))
+        df = reader.load(location(ref)) if is_path(ref) else reader.table(sql_name(ref))
         df.schema  # analysed now on every runtime (Spark Connect defers it)
     except AnalysisException as exc:
         raise TableError(f"table {ref}: cannot read version {version}: {_message(exc)}") from None
@@ -186,7 +197,7 @@ def merge_rows(spark: "SparkSession", df: "DataFrame", target: str, keys: list[s
     if not table_exists(spark, target):
         writer = df.write.format("delta").mode("error")
         if is_path(target):
-            writer.save(os.path.expanduser(target))
+            writer.save(location(target))
         else:
             writer.saveAsTable(sql_name(target))
         return
@@ -217,4 +228,4 @@ def read_output(spark: "SparkSession", ref: str) -> "DataFrame | None":
     if not table_exists(spark, ref):
         return None
     reader = spark.read.format("delta")
-    return reader.load(os.path.expanduser(ref)) if is_path(ref) else reader.table(sql_name(ref))
+    return reader.load(location(ref)) if is_path(ref) else reader.table(sql_name(ref))
