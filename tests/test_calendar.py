@@ -97,6 +97,28 @@ def test_window_labels_and_run_names():
     assert describe_windows((utc(2026, 2, 1), utc(2026, 3, 1)), MONTH) == (1, "2026-02")
 
 
+def test_report_axis_names_months_and_quarters():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from sparkdrift.sinks.charts import _date_axis
+
+    def ticks(x: list[datetime], cut: Windows) -> list[str]:
+        fig = Figure()
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        ax.plot(x, range(len(x)))
+        _date_axis(ax, x, timedelta(days=28), cut)
+        fig.canvas.draw()
+        return [t.get_text() for t in ax.get_xticklabels()]
+
+    assert ticks([datetime(2025, 11, 1), datetime(2025, 12, 1), datetime(2026, 1, 1)], MONTH) == [
+        "2025-11", "2025-12", "2026-01"]
+    assert ticks([datetime(2025, 10, 1), datetime(2026, 1, 1)], QUARTER) == ["2025-Q4", "2026-Q1"]
+    months = [datetime(2024 + m // 12, m % 12 + 1, 1) for m in range(24)]
+    assert ticks(months, MONTH) == ["2024-01", "2024-05", "2024-09", "2025-01", "2025-05", "2025-09"]  # every 4th
+
+
 # --------------------------------------------------------------------------- fixed-length windows, as before
 
 
@@ -223,3 +245,61 @@ def test_spark_months_match_python_counts_and_merged_days(spark):
     want_q = Counter((t.year, (t.month - 1) // 3) for t in ts)
     assert [w.rows for w in quarters] == [want_q[k] for k in sorted(want_q)]
     assert [w.window_start for w in quarters] == [utc(2025, 10, 1), utc(2026, 1, 1), utc(2026, 4, 1)]
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_monthly_detect_fills_outages_and_steps_by_month(spark, tmp_path):
+    from mlflow import MlflowClient
+
+    from sparkdrift.detect import run_detect
+    from sparkdrift.spark.profiling import build_baseline
+    from sparkdrift.store import DeltaStore
+
+    rng = np.random.default_rng(5)
+
+    def rows(month_start: datetime | None, n: int) -> list[tuple]:
+        if month_start is None:
+            ts = [None] * n
+        else:
+            span = int((MONTH.end(month_start) - month_start).total_seconds())
+            ts = [(month_start + timedelta(seconds=int(s))).replace(tzinfo=None) for s in rng.integers(0, span, n)]
+        return [(t, float(v)) for t, v in zip(ts, rng.normal(0, 1, n))]
+
+    schema = "ts timestamp, age double"
+    spark.createDataFrame(rows(None, 2000), schema).drop("ts").write.format("delta").save(str(tmp_path / "train"))
+    # no row in February (an outage); the last second of April is still April
+    prod = rows(utc(2026, 1, 1), 300) + rows(utc(2026, 3, 1), 300) + rows(utc(2026, 4, 1), 299)
+    prod.append((datetime(2026, 4, 30, 23, 59, 59), 0.0))
+    spark.createDataFrame(prod, schema).write.format("delta").save(str(tmp_path / "log"))
+    cfg = parse_config({
+        "monitor": "monthly",
+        "baseline": {"table": str(tmp_path / "train")},
+        "production": {"table": str(tmp_path / "log"), "timestamp_column": "ts", "granularity": "month",
+                       "lateness": "1h"},
+        "features": {"numeric": ["age"]},
+        "binning": {"fine_bins": 50},
+        "output": {"location": str(tmp_path / "tables")},
+        "mlflow": {"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db", "experiment": "monthly"},
+    })
+    DeltaStore.of(spark, cfg).save_profile(build_baseline(spark, cfg))
+
+    out = run_detect(spark, cfg, as_of=utc(2026, 5, 1, 2))
+    assert [(w.window_start, w.window_end, w.rows) for w in out.windows] == [
+        (utc(2026, 1, 1), utc(2026, 2, 1), 300), (utc(2026, 2, 1), utc(2026, 3, 1), 0),
+        (utc(2026, 3, 1), utc(2026, 4, 1), 300), (utc(2026, 4, 1), utc(2026, 5, 1), 300)]
+    client = MlflowClient(cfg.mlflow.tracking_uri)
+    run = client.get_run(out.run_id)
+    assert run.data.tags["sparkdrift.windows"] == "4 (2026-01..2026-04)"
+    severity = sorted(client.get_metric_history(out.run_id, "drift.severity"), key=lambda m: m.step)
+    assert [m.step for m in severity] == [672, 673, 674, 675]  # months since 1970-01
+    assert [m.timestamp for m in severity] == [int(utc(2026, m, 1).timestamp() * 1000) for m in (2, 3, 4, 5)]
+    assert {m.step for m in client.get_metric_history(out.run_id, "drift.score")} == {672, 674, 675}  # Feb: no score
+
+    # May is not complete before June 1 01:00
+    assert run_detect(spark, cfg, as_of=utc(2026, 6, 1, 0, 30)).windows == []
+    spark.createDataFrame(rows(utc(2026, 5, 1), 200), schema).write.format("delta").mode("append").save(
+        str(tmp_path / "log"))
+    later = run_detect(spark, cfg, as_of=utc(2026, 6, 1, 1))
+    assert [(w.window_start, w.rows) for w in later.windows] == [(utc(2026, 5, 1), 200)]
