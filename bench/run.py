@@ -310,22 +310,25 @@ def profile_pass(spark, g: Generated, profile, meter: Meter, repeat: int, cfg) -
     from bench.variants import arrow_noop, count_windows_stack, same_windows
     from sparkdrift.spark.profiling import build_baseline
     from sparkdrift.spark.histograms import count_windows, partial_counts, time_range_filter
+    from sparkdrift.core.windows import Windows
+
+    daily = Windows(seconds=86400)
 
     t0 = datetime.fromisoformat(g.t0)
     prod = spark.read.format("delta").load(g.production).filter(time_range_filter("ts", None, t0 + timedelta(days=DAYS)))
     profiles = list(profile.features.values())
-    plan = explain_string(partial_counts(prod, profiles, "ts", 86400))
+    plan = explain_string(partial_counts(prod, profiles, "ts", daily))
     identical = {}
     for _ in range(repeat):
-        ref = meter.measure("pass.count_windows", count_windows, prod, profiles, "ts", 86400)
-        out = meter.measure("pass.stack", count_windows_stack, prod, profiles, "ts", 86400)
+        ref = meter.measure("pass.count_windows", count_windows, prod, profiles, "ts", daily)
+        out = meter.measure("pass.stack", count_windows_stack, prod, profiles, "ts", daily)
         identical["stack"] = identical.get("stack", True) and same_windows(ref, out)
         meter.measure("pass.arrow_noop", arrow_noop, prod, profiles, "ts")
         staged = prod.select(*[F.col(p.name) for p in profiles], F.col("ts"))
         meter.measure("pass.projection_noop", lambda: staged.write.format("noop").mode("overwrite").save())
     profiles_jfr = {}
     if jfr.available():
-        for label, fn in (("count_windows", lambda: count_windows(prod, profiles, "ts", 86400)),
+        for label, fn in (("count_windows", lambda: count_windows(prod, profiles, "ts", daily)),
                           ("build_baseline", lambda: build_baseline(spark, cfg))):
             try:
                 with jfr.recording(meter.jpid, label) as rec:

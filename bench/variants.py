@@ -21,6 +21,7 @@ from sparkdrift.core.binning import bin_splits
 from sparkdrift.spark.counting import INVALID, MOMENTS, NAN, NULL, UNSEEN
 from sparkdrift.spark.selection import categorical_expr, numeric_expr, qcol
 from sparkdrift.spark.histograms import window_start_column
+from sparkdrift.core.windows import Windows
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -43,13 +44,13 @@ def _categorical_key(p: "FeatureProfile", raw: "Column") -> "Column":
     return key.otherwise(F.lit(UNSEEN))
 
 
-def stack_entries(df: "DataFrame", profiles: list["FeatureProfile"], ts_column: str, granularity_s: int) -> "DataFrame":
+def stack_entries(df: "DataFrame", profiles: list["FeatureProfile"], ts_column: str, windows: Windows) -> "DataFrame":
     """One (window_us, feature_idx, key, value) row per input row and column."""
     from pyspark.ml.feature import Bucketizer
     from pyspark.sql import functions as F
 
     types = dict(df.dtypes)
-    cols = [F.unix_micros(window_start_column(qcol(ts_column), granularity_s)).alias("window_us")]
+    cols = [F.unix_micros(window_start_column(qcol(ts_column), windows)).alias("window_us")]
     numeric = [(i, p) for i, p in enumerate(profiles) if p.kind == "numeric" and p.edges]
     for i, p in enumerate(profiles):
         cols.append((qcol(p.name) if p.kind == "numeric" else categorical_expr(p.name)).alias(f"r{i}"))
@@ -79,12 +80,12 @@ def stack_entries(df: "DataFrame", profiles: list["FeatureProfile"], ts_column: 
 
 
 def count_windows_stack(
-    df: "DataFrame", profiles: list["FeatureProfile"], ts_column: str, granularity_s: int
+    df: "DataFrame", profiles: list["FeatureProfile"], ts_column: str, windows: Windows
 ) -> H.CountResult:
     """The previous production pass (see the module doc); same result as `histograms.count_windows`."""
     from pyspark.sql import functions as F
 
-    entries = stack_entries(df, profiles, ts_column, granularity_s)
+    entries = stack_entries(df, profiles, ts_column, windows)
     finite = F.when(~F.isnan("value"), F.col("value"))
     moments = (F.sum(finite).alias("s"), F.sum(finite * finite).alias("ss"), F.min(finite).alias("lo"),
                F.max(finite).alias("hi"))
@@ -96,8 +97,8 @@ def count_windows_stack(
     agg = per_key.unionByName(per_window)
     with H.sql_conf(df.sparkSession, **{"spark.sql.codegen.hugeMethodLimit": "8000"}):
         collected = H.Aggregate.collect(agg)
-    windows, null_ts = H.assemble(collected, profiles, granularity_s)
-    return H.CountResult(windows, null_ts)
+    counted, null_ts = H.assemble(collected, profiles, windows)
+    return H.CountResult(counted, null_ts)
 
 
 def _drop(batches):

@@ -62,7 +62,7 @@ except NameError:
 
     spark = get_session("sparkdrift-review")
 
-GRANULARITY_S = cfg.production.granularity.seconds
+WINDOW_CUT = cfg.production.granularity.windows  # fixed-length or calendar (month, quarter)
 print(f"monitor {cfg.monitor} ({CONFIG}): {cfg.production.table}, {cfg.production.granularity} windows")
 print(f"  metrics table: {cfg.output_table('metrics')}")
 print(f"  MLflow: {cfg.mlflow.tracking_uri or '(environment default)'}, experiment {cfg.experiment_name}")
@@ -81,6 +81,7 @@ from pyspark.sql import functions as F
 
 from sparkdrift.core.policy import evaluate, severity_rank
 from sparkdrift.core.results import DriftResult
+from sparkdrift.core.windows import naive_utc
 
 _RESULT_FIELDS = [f.name for f in dataclasses.fields(DriftResult)]
 
@@ -90,7 +91,7 @@ if metrics_df is not None:
     mine = metrics_df.filter(F.col("monitor") == cfg.monitor)
     last = mine.agg(F.max("window_start")).first()[0]
     if last is not None:
-        first = last - timedelta(seconds=GRANULARITY_S * (WINDOWS - 1))
+        first = naive_utc(WINDOW_CUT.shift(last, 1 - WINDOWS))
         # small: windows x columns x statistics, never raw rows
         rows = mine.filter(F.col("window_start") >= F.lit(first)).collect()
 

@@ -15,7 +15,7 @@
 # MAGIC | `baseline_table` | training table: catalog.schema.table or a path |
 # MAGIC | `production_table` | inference log: catalog.schema.table or a path |
 # MAGIC | `timestamp_column` | event time column of the inference log |
-# MAGIC | `granularity` | window: hour, day, week, 6h, ... |
+# MAGIC | `granularity` | window: hour, day, week, 6h, ..., or month / quarter (UTC calendar) |
 # MAGIC | `id_column`, `label_column` | never features |
 # MAGIC | `prediction_columns` | comma-separated model outputs (prediction drift) |
 # MAGIC | `exclude` | comma-separated columns never used as features |

@@ -23,7 +23,7 @@ from sparkdrift.core.performance import SLOT, performance_results
 from sparkdrift.core.policy import WindowDecision, evaluate, score_statistic, severity_rank
 from sparkdrift.core.quality import quality_results
 from sparkdrift.core.results import DriftResult
-from sparkdrift.core.windows import WindowHistograms, as_utc, fill_empty_windows, naive_utc, window_end, window_start
+from sparkdrift.core.windows import WindowHistograms, as_utc, fill_empty_windows, naive_utc
 from sparkdrift.errors import TableError
 from sparkdrift.sinks import report, tracking
 from sparkdrift.spark.cost import CostMeter
@@ -74,12 +74,12 @@ def plan_range(
     A window is complete once its end plus the lateness has passed; the
     last ``recompute_windows`` stored windows are re-read and replaced whole.
     """
-    g = cfg.production.granularity.seconds
-    end = window_start(as_of - cfg.production.lateness.delta, g)
+    cut = cfg.production.granularity.windows
+    end = cut.start(as_of - cfg.production.lateness.delta)
     if last_start is not None:
-        start = window_end(last_start, g) - cfg.production.granularity.delta * cfg.production.recompute_windows
+        start = cut.shift(last_start, 1 - cfg.production.recompute_windows)
     elif cfg.production.start:
-        start = window_start(parse_timestamp(cfg.production.start), g)
+        start = cut.start(parse_timestamp(cfg.production.start))
     else:
         start = None
     return start, end
@@ -127,7 +127,7 @@ def run_detect(
     """
     store = store or DeltaStore.of(spark, cfg)
     as_of = as_utc(as_of or datetime.now(timezone.utc))
-    g = cfg.production.granularity.seconds
+    cut = cfg.production.granularity.windows
     meter = CostMeter(spark, "detect")
     try:
         with meter.stage("load_baseline"):
@@ -154,8 +154,8 @@ def run_detect(
         rows = prod.df.filter(time_range_filter(ts, start, end) | try_cast(ts, "timestamp").isNull())
         slots = performance_slots(cfg, prod.df.columns)
         with meter.stage("count_windows"):
-            counted = count_windows(rows, usable, ts, g, slots)
-        windows = fill_empty_windows(counted.windows, start if done is not None else None, end, g, usable)
+            counted = count_windows(rows, usable, ts, cut, slots)
+        windows = fill_empty_windows(counted.windows, start if done is not None else None, end, cut, usable)
         if counted.null_timestamps:
             log.warning("%d rows in %s have a null or unparsable %s: counted in no window", counted.null_timestamps,
                         cfg.production.table, ts)
@@ -204,8 +204,8 @@ def run_detect(
                     source_versions=versions))
             run_id = run.info.run_id
             with meter.stage("mlflow"):
-                run.log_results(results, g)
-                run.log_summaries(window_summaries(results, decisions, cfg.policy.score), g)
+                run.log_results(results)
+                run.log_summaries(window_summaries(results, decisions, cfg.policy.score))
             with meter.stage("actions"):
                 records = apply_actions(store, cfg, decisions, run_id, run.info.url)
             # The metrics table is written last: it is the progress marker, so a run that
@@ -235,6 +235,7 @@ def run_detect(
                 overlays=_overlays(baseline, windows, results),
                 cost=cost,
                 noise=outcome.noise,
+                windows=cut,
             )
             run.log_artifacts(folder)
             outcome.report_dir = folder

@@ -15,6 +15,7 @@ import pytest
 
 from sparkdrift.core.binning import count_numeric
 from sparkdrift.spark.histograms import count_windows, sql_conf, time_range_filter
+from sparkdrift.core.windows import Windows
 from tests.helpers import categorical_profile, numeric_profile
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
@@ -73,7 +74,7 @@ def test_text_numbers_and_times_count_the_same_with_ansi_on_and_off(spark, bound
     results = {}
     for ansi in ("true", "false"):
         with sql_conf(spark, **{"spark.sql.ansi.enabled": ansi}):
-            results[ansi] = count_windows(df, profiles, "ts", 86400)
+            results[ansi] = count_windows(df, profiles, "ts", Windows(seconds=86400))
     on, off = results["true"], results["false"]
     assert on.null_timestamps == off.null_timestamps == (0 if bounded else 40)
     assert [w.window_start for w in on.windows] == [w.window_start for w in off.windows]

@@ -74,11 +74,13 @@ def test_generator_and_harness(spark, tmp_path):
 
     # the pass's variants: the previous Spark-only pass gives the same histograms; the Arrow no-op sees every row
     from bench.variants import arrow_noop, count_windows_stack, same_windows
+    from sparkdrift.core.windows import Windows
     from sparkdrift.spark.histograms import count_windows
 
     features = list(profile.features.values())
-    ours = count_windows(prod, features, "ts", 86400)
-    assert same_windows(ours, count_windows_stack(prod, features, "ts", 86400))
+    daily = Windows(seconds=86400)
+    ours = count_windows(prod, features, "ts", daily)
+    assert same_windows(ours, count_windows_stack(prod, features, "ts", daily))
     assert sum(w.rows for w in ours.windows) == 20_000 == arrow_noop(prod, features, "ts")
 
     # the collect way, in process, and the accuracy check against it

@@ -15,7 +15,7 @@ from sparkdrift.store import DeltaStore
 from sparkdrift.core.config import parse_config
 from sparkdrift.detect import run_detect
 from sparkdrift.store.tables import read_output
-from sparkdrift.core.windows import window_index
+from sparkdrift.core.windows import Windows
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.e2e]
 
@@ -114,7 +114,7 @@ def test_mlflow_metric_history_steps_and_timestamps(case):
             (r for r in out.results if r.feature == feature and r.statistic == "psi" and r.reference == "baseline"),
             key=lambda r: r.window_start,
         )
-        assert [m.step for m in hist] == [window_index(r.window_start, 86400) for r in expected]
+        assert [m.step for m in hist] == [Windows(seconds=86400).index(r.window_start) for r in expected]
         assert [m.timestamp for m in hist] == [int(r.window_end.timestamp() * 1000) for r in expected]
         assert [m.value for m in hist] == pytest.approx([r.value for r in expected], abs=1e-12)
         assert (max(m.value for m in hist) > 0.2) == drifted

@@ -9,6 +9,7 @@ import pytest
 
 from sparkdrift.core.binning import count_categorical, count_numeric
 from sparkdrift.spark.histograms import check_columns, count_windows
+from sparkdrift.core.windows import Windows
 from sparkdrift.core.profile import merge_all
 from tests.helpers import categorical_profile, numeric_profile
 
@@ -56,7 +57,7 @@ def _expected(profiles, ts, x, cats, seconds):
 
 def test_hourly_counts_equal_numpy_counts(setup):
     profiles, ts, x, cats, df = setup
-    result = count_windows(df, profiles, "ts", 3600)
+    result = count_windows(df, profiles, "ts", Windows(seconds=3600))
     expected = _expected(profiles, ts, x, cats, 3600)
     assert result.null_timestamps == 0
     assert [int(w.window_start.timestamp()) for w in result.windows] == sorted(expected)
@@ -73,8 +74,8 @@ def test_hourly_counts_equal_numpy_counts(setup):
 
 def test_merged_hours_equal_the_day_counted_directly(setup):
     profiles, ts, x, cats, df = setup
-    hours = count_windows(df, profiles, "ts", 3600).windows
-    days = count_windows(df, profiles, "ts", 86400).windows
+    hours = count_windows(df, profiles, "ts", Windows(seconds=3600)).windows
+    days = count_windows(df, profiles, "ts", Windows(seconds=86400)).windows
     assert len(days) == 2
     for day in days:
         inside = [h for h in hours if day.window_start <= h.window_start < day.window_end]
@@ -89,7 +90,7 @@ def test_null_timestamps_are_counted_not_crashing(spark, setup):
     df = spark.createDataFrame(
         [(None, 1.0, "a"), (None, 2.0, "b"), (datetime(2026, 1, 1, 5), 0.5, "a")], "ts timestamp, x double, c string"
     )
-    result = count_windows(df, profiles, "ts", 86400)
+    result = count_windows(df, profiles, "ts", Windows(seconds=86400))
     assert result.null_timestamps == 2
     assert len(result.windows) == 1 and result.windows[0].rows == 1
 
@@ -108,7 +109,7 @@ def test_strings_that_fail_the_numeric_type_count_as_invalid(spark, setup):
         [(datetime(2026, 1, 1, 5), "0.5", "a"), (datetime(2026, 1, 1, 6), "oops", "a"), (datetime(2026, 1, 1, 7), None, "a")],
         "ts timestamp, x string, c string",
     )
-    (w,) = count_windows(df, profiles, "ts", 86400).windows
+    (w,) = count_windows(df, profiles, "ts", Windows(seconds=86400)).windows
     h = w.histograms["x"]
     assert (h.invalid, h.nulls, int(h.counts.sum()) + h.underflow + h.overflow) == (1, 1, 1)
 
@@ -126,10 +127,10 @@ def test_time_filter_prunes_files_of_other_days(spark, tmp_path, setup):
     spark.createDataFrame(day2, schema).coalesce(1).write.format("delta").mode("append").save(path)
     df = spark.read.format("delta").load(path)
     cond = time_range_filter("ts", datetime(2026, 1, 2, tzinfo=timezone.utc), datetime(2026, 1, 3, tzinfo=timezone.utc))
-    result = count_windows(df.filter(cond), profiles, "ts", 86400)
+    result = count_windows(df.filter(cond), profiles, "ts", Windows(seconds=86400))
     assert [w.rows for w in result.windows] == [24]
     assert (result.scan.files, result.scan.rows) == (1, 24)
-    full = count_windows(df, profiles, "ts", 86400)
+    full = count_windows(df, profiles, "ts", Windows(seconds=86400))
     assert (full.scan.files, full.scan.rows) == (2, 48)
 
 
@@ -156,7 +157,7 @@ def test_negative_zero_and_booleans_bin_like_the_baseline(spark):
 
     p = numeric_profile("z", np.array([0.0] * 90 + list(range(1, 11))), fine_bins=100)
     df = spark.createDataFrame([(datetime(2026, 1, 1, 1), -0.0), (datetime(2026, 1, 1, 2), 0.0)], "ts timestamp, z double")
-    (w,) = count_windows(df, [p], "ts", 86400).windows
+    (w,) = count_windows(df, [p], "ts", Windows(seconds=86400)).windows
     h = w.histograms["z"]
     assert (h.underflow, int(h.counts[0])) == (0, 2)
 

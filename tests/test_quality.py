@@ -8,7 +8,7 @@ import pytest
 
 from sparkdrift.core.config import parse_config
 from sparkdrift.core.quality import ColumnIssue
-from sparkdrift.core.windows import WindowHistograms
+from sparkdrift.core.windows import WindowHistograms, Windows
 from sparkdrift.core.profile import BaselineProfile, Histogram
 from sparkdrift.core.quality import quality_results
 from tests.helpers import categorical_profile, numeric_profile
@@ -95,8 +95,8 @@ def test_performance_and_quality_add_no_scan(spark, baseline, tmp_path):
     slots = performance_slots(cfg, df.columns)
     assert len(slots) == 1
     profiles = list(baseline.features.values())
-    plain = count_windows(df, profiles, "ts", 86400)
-    with_perf = count_windows(df, profiles, "ts", 86400, slots)
+    plain = count_windows(df, profiles, "ts", Windows(seconds=86400))
+    with_perf = count_windows(df, profiles, "ts", Windows(seconds=86400), slots)
     assert plain.scan.scans == with_perf.scan.scans == 1
     perf = with_perf.windows[0].histograms["__performance__"]
     assert int(perf.counts.sum()) == 24

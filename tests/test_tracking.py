@@ -18,6 +18,7 @@ from sparkdrift.core.config import (
     Webhook,
 )
 from sparkdrift.core.results import DriftResult
+from sparkdrift.core.windows import Windows
 from sparkdrift.sinks.tracking import (
     NoOpRun,
     config_params,
@@ -33,6 +34,7 @@ from sparkdrift.sinks.tracking import (
 )
 
 DAY = 86400
+DAILY = Windows(seconds=DAY)
 DAY0 = datetime(2026, 1, 8)
 WINDOWS = (DAY0, DAY0 + timedelta(days=3))
 
@@ -128,7 +130,7 @@ def test_run_in_named_experiment_with_params_and_tags(uri, tmp_path, monkeypatch
 
 def test_metrics_read_back_with_window_steps_and_timestamps(uri):
     with _start(_cfg(uri)) as run:
-        n = log_results(run, _results({"age": [0.05, 0.31, 0.12], "tenure": [0.01, math.nan, 0.02]}), DAY)
+        n = log_results(run, _results({"age": [0.05, 0.31, 0.12], "tenure": [0.01, math.nan, 0.02]}))
     assert n == 5  # NaN skipped
 
     client = MlflowClient(uri)
@@ -153,7 +155,7 @@ def test_metric_names_follow_the_result_row():
     assert replace(row, reference="previous_window").metric_name == "drift.age.psi.vs_previous_window"
     # a naive datetime is UTC; an aware one is converted
     aware = datetime(2026, 1, 8, 1, 0, tzinfo=timezone(timedelta(hours=1)))
-    assert metric_step(aware, DAY) == metric_step(DAY0, DAY) == 20461
+    assert metric_step(aware, DAILY) == metric_step(DAY0, DAILY) == 20461
 
 
 def test_metrics_are_logged_in_batches_of_at_most_1000(uri):
@@ -169,7 +171,7 @@ def test_metrics_are_logged_in_batches_of_at_most_1000(uri):
             return real(run_id, metrics=metrics, params=params, tags=tags, synchronous=synchronous)
 
         run.client.log_batch = counting
-        assert log_results(run, _results(values), DAY) == 2500
+        assert log_results(run, _results(values)) == 2500
     assert len(calls) <= math.ceil(2500 / 1000) and max(calls) <= 1000 and sum(calls) == 2500
 
     history = MlflowClient(uri).get_metric_history(run.info.run_id, "drift.f249.psi")
@@ -179,9 +181,9 @@ def test_metrics_are_logged_in_batches_of_at_most_1000(uri):
 def test_second_run_is_new_and_leaves_the_first_alone(uri):
     cfg = _cfg(uri)
     with _start(cfg) as first:
-        log_results(first, _results({"age": [0.05, 0.31, 0.12]}), DAY)
+        log_results(first, _results({"age": [0.05, 0.31, 0.12]}))
     with _start(cfg) as second:
-        log_results(second, _results({"age": [0.5, 0.6, 0.7]}), DAY)
+        log_results(second, _results({"age": [0.5, 0.6, 0.7]}))
 
     assert first.info.run_id != second.info.run_id
     assert first.info.experiment_id == second.info.experiment_id
@@ -207,7 +209,7 @@ def test_exception_inside_the_run_marks_it_failed(uri):
 def test_disabled_tracking_creates_nothing(uri):
     with _start(_cfg(uri, enabled=False)) as run:
         assert isinstance(run, NoOpRun) and run.info.run_id is None
-        assert log_results(run, _results({"age": [0.1]}), DAY) == 0
+        assert log_results(run, _results({"age": [0.1]})) == 0
         log_summaries(run, [])
         log_cost(run, {"rows_read": 1})
         set_tags(run, {"a": "b"})
@@ -237,7 +239,7 @@ def test_summaries_cost_and_artifacts(uri, tmp_path):
     client = MlflowClient(uri)
     assert client.get_experiment_by_name("team/drift").experiment_id == run.info.experiment_id
     score = sorted(client.get_metric_history(run.info.run_id, "drift.score"), key=lambda m: m.step)
-    step0 = metric_step(DAY0, DAY)
+    step0 = metric_step(DAY0, DAILY)
     assert [(m.value, m.step, m.timestamp) for m in score] == [
         (0.1, step0, _ms(DAY0 + timedelta(days=1))),
         (0.35, step0 + 1, _ms(DAY0 + timedelta(days=2))),
@@ -268,8 +270,8 @@ def test_run_urls_and_window_labels(monkeypatch):
     monkeypatch.setenv("DATABRICKS_HOST", "adb-1.azuredatabricks.net")
     assert run_url("databricks", "7", "r") == "https://adb-1.azuredatabricks.net/#mlflow/experiments/7/runs/r"
 
-    assert describe_windows((DAY0, DAY0 + timedelta(days=7)), DAY) == (7, "2026-01-08..2026-01-14")
-    assert describe_windows((DAY0, DAY0 + timedelta(days=1)), DAY) == (1, "2026-01-08")
+    assert describe_windows((DAY0, DAY0 + timedelta(days=7)), DAILY) == (7, "2026-01-08..2026-01-14")
+    assert describe_windows((DAY0, DAY0 + timedelta(days=1)), DAILY) == (1, "2026-01-08")
     hours = (DAY0 + timedelta(hours=6), DAY0 + timedelta(hours=12))
-    assert describe_windows(hours, 3600) == (6, "2026-01-08T06:00..2026-01-08T11:00")
-    assert describe_windows(None, DAY) == (0, "")
+    assert describe_windows(hours, Windows(seconds=3600)) == (6, "2026-01-08T06:00..2026-01-08T11:00")
+    assert describe_windows(None, DAILY) == (0, "")

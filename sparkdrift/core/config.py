@@ -22,6 +22,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from sparkdrift.core.windows import CALENDAR_MONTHS, Windows
 from sparkdrift.errors import ConfigError
 
 Severity = Literal["minor", "moderate", "severe"]
@@ -83,16 +84,36 @@ class Duration(str):
         return self
 
 
+class Granularity(str):
+    """A window size as written in the config ('day', '6h', 'month'), parsed once at load.
+
+    It stays the text, like `Duration`, and carries ``.windows``: the `Windows`
+    that every job cuts with. A calendar month or quarter has no fixed length,
+    so there is no ``.seconds`` here.
+    """
+
+    windows: Windows
+
+    def __new__(cls, text: str) -> "Granularity":
+        self = super().__new__(cls, text)
+        months = CALENDAR_MONTHS.get(text)
+        self.windows = Windows(months=months) if months else Windows(seconds=duration_seconds(text))
+        return self
+
+
+_PARSED_TEXT = {"Duration": Duration, "Granularity": Granularity}
+
+
 def _parse_durations(obj: Any) -> None:
-    """``__post_init__`` of sections with durations: text given in code becomes a `Duration` too."""
+    """``__post_init__`` of sections with durations: text given in code becomes a `Duration`/`Granularity` too."""
     for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if f.type in ("Duration", Duration) and isinstance(value, str) and not isinstance(value, Duration):
-            object.__setattr__(obj, f.name, Duration(value))
+        value, parsed = getattr(obj, f.name), _PARSED_TEXT.get(f.type)
+        if parsed is not None and isinstance(value, str) and not isinstance(value, parsed):
+            object.__setattr__(obj, f.name, parsed(value))
 
 
-def _granularity(v: Duration) -> str | None:
-    return None if v.seconds >= 60 else "expected a window of at least one minute"
+def _granularity(v: Granularity) -> str | None:
+    return None if v.windows.months or v.windows.seconds >= 60 else "expected a window of at least one minute"
 
 
 _NAME_PART = r"(?:[A-Za-z_][\w$-]*|`(?:[^`]|``)+`)"
@@ -152,7 +173,9 @@ class TableSource:
 class ProductionSource:
     table: str = _c(_table_ref, "inference log table: name or path")
     timestamp_column: str = _c(None, "event time column that windows are cut on")
-    granularity: Duration = _c(_granularity, "window size: hour, day, week, or 15m/6h/...", Duration("day"))
+    granularity: Granularity = _c(
+        _granularity, "window size: hour, day, week (from Monday), 15m/6h/..., or the calendar month or quarter (UTC)",
+        Granularity("day"))
     lateness: Duration = _c(None, "how long after a window's end late rows may still arrive", Duration("1h"))
     recompute_windows: int = _c(_min(0), "also recompute this many finished windows before the last", 0)
     start: str | None = _c(_timestamp, "ignore rows before this timestamp (backfill start)", None)
@@ -427,7 +450,7 @@ def _to_plain(obj: Any) -> Any:
         return [_to_plain(v) for v in obj]
     if isinstance(obj, dict):
         return {k: _to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, Duration):
+    if isinstance(obj, (Duration, Granularity)):
         return str(obj)  # as written
     return obj
 
@@ -495,6 +518,12 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             return Duration(_convert(str, value, path))
         except ValueError:
             raise _Invalid(path, f"expected a duration like '30m', '2h', '1d' (or hour/day/week), got {_describe(value)}") from None
+    if tp is Granularity:
+        try:
+            return Granularity(_convert(str, value, path))
+        except ValueError:
+            raise _Invalid(path, f"expected a duration like '15m', '6h', '1d', or hour/day/week/month/quarter, "
+                                 f"got {_describe(value)}") from None
     if tp is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise _Invalid(path, f"expected a string, got {_describe(value)}")

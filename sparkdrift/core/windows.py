@@ -1,23 +1,22 @@
 """Tumbling windows: their arithmetic and what one window holds.
 
-Windows are aligned to the Unix epoch in UTC; weekly windows start on Monday.
-The Spark pass computes the same start per row (`spark.histograms.window_start_column`,
-from `window_offset`).
+All windows are cut in UTC. Fixed-length windows (``hour``, ``6h``, ``week``)
+are aligned to the Unix epoch, weekly ones start on Monday; calendar windows
+(``month``, ``quarter``) start on the first day of a month (of January, April,
+July or October for quarters). `Windows` holds the one rule; the Spark pass
+computes the same start per row (`spark.histograms.window_start_column`).
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from dataclasses import dataclass
 
 from sparkdrift.core.profile import Histogram
 
 _WEEK = 7 * 86400
 _MONDAY_OFFSET = 4 * 86400  # 1970-01-01 was a Thursday; 1970-01-05 a Monday
-
-
-def window_offset(seconds: int) -> int:
-    """Seconds from the epoch to the first window start: weeks start on Monday, the rest at 1970-01-01."""
-    return _MONDAY_OFFSET if seconds % _WEEK == 0 else 0
+#: calendar granularities and their length in months
+CALENDAR_MONTHS = {"month": 1, "quarter": 3}
 
 
 def as_utc(ts: datetime) -> datetime:
@@ -25,25 +24,69 @@ def as_utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
 
 
-def window_start(ts: datetime, seconds: int) -> datetime:
-    epoch = int(as_utc(ts).timestamp())
-    off = window_offset(seconds)
-    start = (epoch - off) // seconds * seconds + off
-    return datetime.fromtimestamp(start, tz=timezone.utc)
-
-
-def window_end(start: datetime, seconds: int) -> datetime:
-    return as_utc(start) + timedelta(seconds=seconds)
-
-
-def window_index(start: datetime, seconds: int) -> int:
-    """A stable index for a window (MLflow `step`): the same window has the same index in every run."""
-    return (int(as_utc(start).timestamp()) - window_offset(seconds)) // seconds
-
-
 def naive_utc(ts: datetime) -> datetime:
     """A naive UTC datetime, the form Spark returns and accepts for TIMESTAMP columns here."""
     return as_utc(ts).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The windows of one granularity: fixed-length (``seconds``) or calendar (``months``), never both.
+
+    Windows are numbered from the one holding 1970-01-01 (a week: the one
+    starting 1970-01-05): the number is a window's MLflow step, the same in
+    every run, and consecutive windows have consecutive numbers, so
+    "n windows later" is index arithmetic for months as for hours.
+    """
+
+    seconds: int = 0
+    months: int = 0
+
+    @property
+    def offset(self) -> int:
+        """Fixed-length windows: seconds from the epoch to the first window start (weeks start on Monday)."""
+        return _MONDAY_OFFSET if self.seconds % _WEEK == 0 else 0
+
+    def index(self, ts: datetime) -> int:
+        """The number of the window holding ``ts``."""
+        t = as_utc(ts)
+        if self.months:
+            return ((t.year - 1970) * 12 + t.month - 1) // self.months
+        return (int(t.timestamp()) - self.offset) // self.seconds
+
+    def at(self, index: int) -> datetime:
+        """The start of window number ``index``."""
+        if self.months:
+            month = index * self.months
+            return datetime(1970 + month // 12, month % 12 + 1, 1, tzinfo=timezone.utc)
+        return datetime.fromtimestamp(index * self.seconds + self.offset, tz=timezone.utc)
+
+    def start(self, ts: datetime) -> datetime:
+        """The start of the window holding ``ts``."""
+        return self.at(self.index(ts))
+
+    def shift(self, start: datetime, n: int) -> datetime:
+        """The start of the window ``n`` windows after (n < 0: before) the one holding ``start``."""
+        return self.at(self.index(start) + n)
+
+    def end(self, start: datetime) -> datetime:
+        """The end (exclusive) of the window holding ``start``: the next window's start."""
+        return self.shift(start, 1)
+
+    def label(self, start: datetime) -> str:
+        """A window's short name: ``2026-01`` (month), ``2026-Q1`` (quarter), ``2026-01-14`` (day, week),
+        ``2026-01-14T06:00`` (shorter windows)."""
+        t = as_utc(start)
+        if self.months == 3:
+            return f"{t.year}-Q{(t.month - 1) // 3 + 1}"
+        if self.months:
+            return t.strftime("%Y-%m")
+        midnight = t.hour == 0 and t.minute == 0 and t.second == 0 and t.microsecond == 0
+        if self.seconds % 86400 == 0 and midnight:
+            return t.strftime("%Y-%m-%d")
+        if t.second or t.microsecond:
+            return t.strftime("%Y-%m-%dT%H:%M:%S")
+        return t.strftime("%Y-%m-%dT%H:%M")
 
 
 @dataclass(frozen=True)
@@ -57,7 +100,7 @@ class WindowHistograms:
 
 
 def fill_empty_windows(
-    windows: list[WindowHistograms], start: datetime | None, end: datetime, g: int, profiles
+    windows: list[WindowHistograms], start: datetime | None, end: datetime, cut: Windows, profiles
 ) -> list[WindowHistograms]:
     """Every complete window in range, an empty one where no row arrived (an outage is a result, not an absence).
 
@@ -72,6 +115,6 @@ def fill_empty_windows(
     t = as_utc(first)
     while t < as_utc(end):
         if t not in have:
-            out.append(WindowHistograms(t, window_end(t, g), 0, {p.name: Histogram.empty(p.n_bins) for p in profiles}))
-        t = window_end(t, g)
+            out.append(WindowHistograms(t, cut.end(t), 0, {p.name: Histogram.empty(p.n_bins) for p in profiles}))
+        t = cut.end(t)
     return sorted(out, key=lambda w: as_utc(w.window_start))

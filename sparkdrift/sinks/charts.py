@@ -10,7 +10,7 @@ import numpy as np
 
 from sparkdrift.core.profile import FeatureProfile, Histogram
 from sparkdrift.core.results import DriftResult
-from sparkdrift.core.windows import as_utc, naive_utc
+from sparkdrift.core.windows import Windows, as_utc, naive_utc
 from sparkdrift.sinks.format import as_float, num
 
 _BASELINE_COLOR = "#5b7fb0"
@@ -45,21 +45,30 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _date_axis(ax, x: list[datetime], width: timedelta) -> None:
-    """Ticks at the windows (few) or auto (many); day labels for daily+ windows, else time too."""
-    import matplotlib.dates as mdates
+def _date_axis(ax, x: list[datetime], width: timedelta, windows: Windows | None) -> None:
+    """Ticks at the windows (few) or auto (many); day labels for daily+ windows, else time too.
 
-    daily = width >= timedelta(days=1) and all(t.time() == datetime.min.time() for t in x)
-    fmt = mdates.DateFormatter("%b %d" if daily else "%b %d\n%H:%M")
-    if len(x) <= 7:
-        ax.set_xticks(x)
+    Calendar windows are ticked at every k-th window start and named by
+    `Windows.label` (``2026-01``, ``2026-Q1``): date ticks would fall mid-month.
+    """
+    import matplotlib.dates as mdates
+    from matplotlib.ticker import FixedFormatter
+
+    if windows is not None and windows.months:
+        ticks = x[:: (len(x) + 6) // 7]  # at most 7
+        ax.set_xticks(ticks)
+        ax.xaxis.set_major_formatter(FixedFormatter([windows.label(t) for t in ticks]))
     else:
-        ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=7))
-    ax.xaxis.set_major_formatter(fmt)
+        daily = width >= timedelta(days=1) and all(t.time() == datetime.min.time() for t in x)
+        if len(x) <= 7:
+            ax.set_xticks(x)
+        else:
+            ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=7))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d" if daily else "%b %d\n%H:%M"))
     ax.set_xlim(x[0] - width / 2, x[-1] + width / 2)
 
 
-def trend_png(rows: list[DriftResult], title: str) -> bytes:
+def trend_png(rows: list[DriftResult], title: str, windows: Windows | None = None) -> bytes:
     rows = sorted(rows, key=lambda r: as_utc(r.window_start))
     x = [naive_utc(r.window_start) for r in rows]
     y = np.array([as_float(r.value) for r in rows])
@@ -86,7 +95,7 @@ def trend_png(rows: list[DriftResult], title: str) -> bytes:
     if np.isfinite(y[-1]):  # the latest value, written next to its point
         ax.annotate(num(float(y[-1]), 3), (x[-1], y[-1]), xytext=(-5, 6), textcoords="offset points",
                     ha="right", fontsize=7, color=_DRIFT_COLOR if drifted[-1] else _VALUE_COLOR)
-    _date_axis(ax, x, width)
+    _date_axis(ax, x, width, windows)
     finite = np.concatenate([y[np.isfinite(y)], finite_thr])
     if finite.size:
         lo, hi = float(finite.min()), float(finite.max())

@@ -30,7 +30,7 @@ import numpy as np
 from sparkdrift.core.config import SEVERITIES
 from sparkdrift.core.profile import FeatureProfile, Histogram
 from sparkdrift.core.results import DriftResult
-from sparkdrift.core.windows import as_utc, naive_utc
+from sparkdrift.core.windows import Windows, as_utc, naive_utc
 from sparkdrift.sinks.charts import Chart, overlay_png, trend_png
 from sparkdrift.sinks.format import as_float, num
 
@@ -327,6 +327,7 @@ def write_report(
     overlays: dict[str, tuple[FeatureProfile, Histogram, Histogram]],
     cost: dict[str, float],
     noise: str = "",
+    windows: Windows | None = None,
 ) -> dict[str, Path]:
     """Write drift_report.json, drift_report.html and plots/*.png into ``folder``.
 
@@ -335,6 +336,8 @@ def write_report(
     (profile, reference histogram, latest-window histogram), usually for the
     drifted features. Returns every written file by its path relative to
     ``folder`` (``drift_report.json``, ``drift_report.html``, ``plots/<name>.png``).
+    ``windows``: the run's windows, for the charts' date axis (calendar months
+    and quarters are named, not dated).
     """
     folder = Path(folder)
     plots = folder / PLOTS_DIR
@@ -377,7 +380,7 @@ def write_report(
         caption = f"{rows[0].metric_name}: {n_drifted} of {len(rows)} windows beyond the threshold"
         stem = f"trend_{feat}_{stat}" + ("" if signal == "feature" else f"_{signal}")
         stem += "" if ref == "baseline" else f"_vs_{ref}"
-        charts.append(Chart("trend", feat, filename(stem), title, caption, trend_png(rows, title)))
+        charts.append(Chart("trend", feat, filename(stem), title, caption, trend_png(rows, title, windows)))
 
     # baseline vs latest window, for the given (drifted) features
     overlay_order = sorted(overlays, key=lambda f: (order.get(f, len(order)), f))

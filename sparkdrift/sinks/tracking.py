@@ -8,8 +8,8 @@ Naming and the step rule (the same for every job, so runs line up in the UI):
   ``quality.age.completeness``, ``drift.age.psi.vs_previous_window``); window
   summaries use their own keys (``drift.score``, ``drift.n_drifted``, ...);
   run cost is logged as ``cost.<name>``.
-- ``step = epoch_seconds(window_start) // granularity_seconds``: a window index
-  that is stable across runs, so a metric's history over many runs reads as
+- ``step = Windows.index(window_start)``: the window's number (epoch seconds //
+  window seconds; for months, months since 1970-01) that is stable across runs, so a metric's history over many runs reads as
   one time series and a recomputed window lands on the same step.
 - ``timestamp = window_end`` in epoch milliseconds.
 - Naive datetimes are taken as UTC (sparkdrift's Spark sessions run in UTC).
@@ -41,7 +41,7 @@ from urllib.parse import unquote, urlsplit
 
 from sparkdrift.core.config import REDACTED, MonitorConfig
 from sparkdrift.core.results import DriftResult
-from sparkdrift.core.windows import as_utc
+from sparkdrift.core.windows import Windows, as_utc
 
 __all__ = [
     "DriftRun",
@@ -84,12 +84,9 @@ DEFAULT_UI = "http://127.0.0.1:5000"
 # --------------------------------------------------------------------------- time
 
 
-def metric_step(window_start: datetime, granularity_seconds: int) -> int:
-    """The stable window index: ``epoch_seconds(window_start) // granularity_seconds``."""
-    if granularity_seconds <= 0:
-        raise ValueError(f"granularity_seconds must be > 0, got {granularity_seconds}")
-    seconds = (as_utc(window_start) - _EPOCH) // timedelta(seconds=1)
-    return int(seconds) // int(granularity_seconds)
+def metric_step(window_start: datetime, windows: Windows) -> int:
+    """A window's MLflow ``step``: its stable number, `Windows.index`."""
+    return windows.index(window_start)
 
 
 def metric_timestamp_ms(window_end: datetime) -> int:
@@ -101,34 +98,23 @@ def _now_ms() -> int:
     return metric_timestamp_ms(datetime.now(timezone.utc))
 
 
-def _window_label(dt: datetime, granularity_seconds: int) -> str:
-    dt = as_utc(dt)
-    midnight = dt.hour == 0 and dt.minute == 0 and dt.second == 0 and dt.microsecond == 0
-    if granularity_seconds % 86400 == 0 and midnight:
-        return dt.strftime("%Y-%m-%d")
-    if dt.second or dt.microsecond:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S")
-    return dt.strftime("%Y-%m-%dT%H:%M")
-
-
 def describe_windows(
-    window_range: tuple[datetime, datetime] | None, granularity_seconds: int
+    window_range: tuple[datetime, datetime] | None, windows: Windows
 ) -> tuple[int, str]:
     """(window count, label) of a half-open range ``[first window start, last window end)``.
 
     The label names windows by their start: ``2026-01-08..2026-01-14`` for the
-    seven daily windows from 2026-01-08 to 2026-01-15 (exclusive); a single
-    window is just its start. A range shorter than one window counts as one.
+    seven daily windows from 2026-01-08 to 2026-01-15 (exclusive), ``2026-01..2026-03``
+    for three months; a single window is just its start. A range shorter than
+    one window counts as one.
     """
     if window_range is None:
         return 0, ""
     start, end = window_range
-    span = (as_utc(end) - as_utc(start)).total_seconds()
-    count = max(1, math.ceil(span / granularity_seconds - 1e-9))
-    first = _window_label(start, granularity_seconds)
-    last_start = as_utc(start) + timedelta(seconds=(count - 1) * granularity_seconds)
-    last = _window_label(last_start, granularity_seconds)
-    return count, first if count == 1 else f"{first}..{last}"
+    last_start = windows.start(as_utc(end) - timedelta(microseconds=1))
+    count = max(1, windows.index(last_start) - windows.index(start) + 1)
+    first = windows.label(start)
+    return count, first if count == 1 else f"{first}..{windows.label(last_start)}"
 
 
 # --------------------------------------------------------------------------- keys and values
@@ -329,10 +315,10 @@ class DriftRun:
 
     enabled = True
 
-    def __init__(self, client, info: RunRef, granularity_seconds: int):
+    def __init__(self, client, info: RunRef, windows: Windows):
         self.client = client
         self.info = info
-        self.granularity_seconds = granularity_seconds
+        self.windows = windows
         self.error: str | None = None
 
     # -- metrics
@@ -343,7 +329,7 @@ class DriftRun:
         return len(metrics)
 
     @_sink(0)
-    def log_results(self, results: Iterable[DriftResult], granularity_seconds: int | None = None) -> int:
+    def log_results(self, results: Iterable[DriftResult]) -> int:
         """Log each result as ``metric_name`` at its window's step; NaN values are skipped.
 
         Returns the number of metric values logged. A (metric, window) pair
@@ -351,19 +337,18 @@ class DriftRun:
         """
         from mlflow.entities import Metric
 
-        gran = granularity_seconds or self.granularity_seconds
         latest: dict[tuple[str, int], Metric] = {}
         for r in results:
             value = _number(r.value)
             if value is None:
                 continue
             key = _key(r.metric_name)
-            step = metric_step(r.window_start, gran)
+            step = metric_step(r.window_start, self.windows)
             latest[(key, step)] = Metric(key, value, metric_timestamp_ms(r.window_end), step)
         return self._log_metrics(list(latest.values()))
 
     @_sink(0)
-    def log_summaries(self, summaries: Iterable[dict], granularity_seconds: int | None = None) -> int:
+    def log_summaries(self, summaries: Iterable[dict]) -> int:
         """Log per-window summary numbers (``drift.score``, ``drift.n_drifted``, ...).
 
         Every numeric key other than window_start/window_end becomes a metric
@@ -371,10 +356,9 @@ class DriftRun:
         """
         from mlflow.entities import Metric
 
-        gran = granularity_seconds or self.granularity_seconds
         latest: dict[tuple[str, int], Metric] = {}
         for s in summaries:
-            step = metric_step(s["window_start"], gran)
+            step = metric_step(s["window_start"], self.windows)
             ts = metric_timestamp_ms(s["window_end"])
             for name, raw in s.items():
                 if name in ("window_start", "window_end"):
@@ -440,15 +424,15 @@ class NoOpRun:
     enabled = False
     client = None
 
-    def __init__(self, info: RunRef, granularity_seconds: int, error: str | None = None):
+    def __init__(self, info: RunRef, windows: Windows, error: str | None = None):
         self.info = info
-        self.granularity_seconds = granularity_seconds
+        self.windows = windows
         self.error = error  # why there is no run, when MLflow was meant to be used but failed
 
-    def log_results(self, results: Iterable[DriftResult], granularity_seconds: int | None = None) -> int:
+    def log_results(self, results: Iterable[DriftResult]) -> int:
         return 0
 
-    def log_summaries(self, summaries: Iterable[dict], granularity_seconds: int | None = None) -> int:
+    def log_summaries(self, summaries: Iterable[dict]) -> int:
         return 0
 
     def log_cost(self, cost: dict[str, float]) -> int:
@@ -475,12 +459,8 @@ class NoOpRun:
 
 def run_name(cfg: MonitorConfig, job: str, window_range: tuple[datetime, datetime] | None) -> str:
     """``<monitor> <job> <first window>..<last window>``, e.g. ``churn_model detect 2026-01-08..2026-01-14``."""
-    _, label = describe_windows(window_range, _granularity(cfg))
+    _, label = describe_windows(window_range, cfg.production.granularity.windows)
     return f"{cfg.monitor} {job} {label}".rstrip()
-
-
-def _granularity(cfg: MonitorConfig) -> int:
-    return cfg.production.granularity.seconds
 
 
 @contextmanager
@@ -506,10 +486,10 @@ def start_run(
     ``sparkdrift.windows`` ("<count> (<range>)") and the window bounds.
     With ``mlflow.enabled: false`` it yields a NoOpRun with the same methods.
     """
-    gran = _granularity(cfg)
+    cut = cfg.production.granularity.windows
     name = run_name(cfg, job, window_range)
     if not cfg.mlflow.enabled:
-        yield NoOpRun(RunRef(None, None, name, cfg.mlflow.tracking_uri, None), gran)
+        yield NoOpRun(RunRef(None, None, name, cfg.mlflow.tracking_uri, None), cut)
         return
 
     from mlflow import MlflowClient
@@ -519,16 +499,16 @@ def start_run(
         uri = resolve_tracking_uri(cfg)
         client = MlflowClient(uri)
         experiment_id = _experiment_id(client, experiment_name(cfg, uri), uri)
-        run = client.create_run(experiment_id, tags=_run_tags(cfg, job, window_range, baseline_id, gran), run_name=name)
+        run = client.create_run(experiment_id, tags=_run_tags(cfg, job, window_range, baseline_id), run_name=name)
     except Exception as exc:  # noqa: BLE001 - an unreachable store must not block the verdict
         error = _error_text(exc)
         _log.warning("MLflow unavailable (%s): this run is not tracked; tables and actions proceed", error)
-        yield NoOpRun(RunRef(None, None, name, cfg.mlflow.tracking_uri, None), gran, error=error)
+        yield NoOpRun(RunRef(None, None, name, cfg.mlflow.tracking_uri, None), cut, error=error)
         return
     run_id = run.info.run_id
 
     handle = DriftRun(
-        client, RunRef(run_id, experiment_id, name, uri, run_url(uri, experiment_id, run_id)), gran
+        client, RunRef(run_id, experiment_id, name, uri, run_url(uri, experiment_id, run_id)), cut
     )
     try:
         params = config_params(cfg)
@@ -557,9 +537,9 @@ def start_run(
             _log.warning("could not close MLflow run %s", run_id, exc_info=True)
 
 
-def _run_tags(cfg: MonitorConfig, job: str, window_range, baseline_id: str | None, gran: int) -> dict[str, str]:
+def _run_tags(cfg: MonitorConfig, job: str, window_range, baseline_id: str | None) -> dict[str, str]:
     """What a run is tagged with when it is created (so the UI can filter by monitor, job and windows)."""
-    count, label = describe_windows(window_range, gran)
+    count, label = describe_windows(window_range, cfg.production.granularity.windows)
     tags = {
         "sparkdrift.monitor": cfg.monitor,
         "sparkdrift.job": job,
@@ -596,14 +576,14 @@ def _bound_http(cfg: MonitorConfig) -> None:
 # --------------------------------------------------------------------------- function API
 
 
-def log_results(run: DriftRun | NoOpRun, results: Iterable[DriftResult], granularity_seconds: int | None = None) -> int:
+def log_results(run: DriftRun | NoOpRun, results: Iterable[DriftResult]) -> int:
     """See DriftRun.log_results."""
-    return run.log_results(results, granularity_seconds)
+    return run.log_results(results)
 
 
-def log_summaries(run: DriftRun | NoOpRun, summaries: Iterable[dict], granularity_seconds: int | None = None) -> int:
+def log_summaries(run: DriftRun | NoOpRun, summaries: Iterable[dict]) -> int:
     """See DriftRun.log_summaries."""
-    return run.log_summaries(summaries, granularity_seconds)
+    return run.log_summaries(summaries)
 
 
 def log_cost(run: DriftRun | NoOpRun, cost: dict[str, float]) -> int:

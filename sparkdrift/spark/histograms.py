@@ -14,7 +14,7 @@ import functools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,7 +26,7 @@ from sparkdrift.core.profile import FeatureProfile, Histogram
 from sparkdrift.core.quality import ColumnIssue
 from sparkdrift.spark.cost import ScanMetrics, scan_metrics
 from sparkdrift.spark.selection import categorical_expr, numeric_expr, qcol, supports, try_cast
-from sparkdrift.core.windows import WindowHistograms, naive_utc, window_end, window_offset
+from sparkdrift.core.windows import WindowHistograms, Windows, naive_utc
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -56,13 +56,22 @@ def check_columns(df: "DataFrame", profiles: list[FeatureProfile]) -> tuple[list
     return usable, issues
 
 
-def window_start_column(ts: "Column", seconds: int) -> "Column":
-    """Spark expression for the start of the window holding ``ts`` (same rule as window_start)."""
+def window_start_column(ts: "Column", windows: Windows) -> "Column":
+    """Spark expression for the start of the window holding ``ts``: `Windows.start`'s rule, row by row.
+
+    Calendar windows take the UTC date from the epoch seconds, not from the
+    session's time zone: the cut is at UTC month starts on any session.
+    """
     from pyspark.sql import functions as F
 
-    off = window_offset(seconds)
     epoch = F.unix_seconds(ts)
-    return F.timestamp_seconds(F.floor((epoch - F.lit(off)) / F.lit(seconds)) * F.lit(seconds) + F.lit(off))
+    if not windows.months:
+        off, seconds = F.lit(windows.offset), F.lit(windows.seconds)
+        return F.timestamp_seconds(F.floor((epoch - off) / seconds) * seconds + off)
+    day = F.date_from_unix_date(F.floor(epoch / F.lit(86400)).cast("int"))
+    index = F.floor(((F.year(day) - 1970) * 12 + F.month(day) - 1) / F.lit(windows.months))  # Windows.index
+    first = F.add_months(F.lit(date(1970, 1, 1)), (index * F.lit(windows.months)).cast("int"))
+    return F.timestamp_seconds(F.unix_date(first).cast("long") * F.lit(86400))
 
 
 @dataclass(frozen=True)
@@ -115,7 +124,7 @@ def map_partials(staged: "DataFrame", specs: list["counting.Spec"], window: str 
 
 
 def partial_counts(
-    df: "DataFrame", profiles: list[FeatureProfile], ts_column: str, granularity_s: int, slots: list[SlotColumns] = ()
+    df: "DataFrame", profiles: list[FeatureProfile], ts_column: str, windows: Windows, slots: list[SlotColumns] = ()
 ) -> "DataFrame":
     """Per-partition (window_us, feature_idx, key, n, s, ss, lo, hi) rows, before the cross-partition sum.
 
@@ -124,7 +133,7 @@ def partial_counts(
     from pyspark.sql import functions as F
 
     types = dict(df.dtypes)
-    cols = [F.unix_micros(window_start_column(try_cast(ts_column, "timestamp"), granularity_s)).alias("_w")]
+    cols = [F.unix_micros(window_start_column(try_cast(ts_column, "timestamp"), windows)).alias("_w")]
     specs: list[counting.Spec] = []
     for i, p in enumerate(profiles):
         if p.kind == "numeric":
@@ -214,7 +223,7 @@ class Aggregate:
 
 
 def assemble(
-    agg: Aggregate, profiles: list[FeatureProfile], granularity_s: int, slots: list[SlotColumns] = ()
+    agg: Aggregate, profiles: list[FeatureProfile], windows: Windows, slots: list[SlotColumns] = ()
 ) -> tuple[list[WindowHistograms], int]:
     """Histogram values per window from the aggregate, plus the rows with a null timestamp."""
     null_ts = int(agg.n[~agg.has_window & (agg.feature == 0)].sum())
@@ -238,7 +247,7 @@ def assemble(
             sl = groups.get((int(win), len(profiles) + j), empty)
             hists[slot.name] = slot_histogram(slot.n_bins, k[sl], n[sl], [m[sl] for m in moments])
         start = datetime.fromtimestamp(int(win) / 1_000_000, tz=timezone.utc)
-        out.append(WindowHistograms(start, window_end(start, granularity_s), rows_in_window, hists))
+        out.append(WindowHistograms(start, windows.end(start), rows_in_window, hists))
     return out, null_ts
 
 
@@ -302,7 +311,7 @@ def count_windows(
     df: "DataFrame",
     profiles: list[FeatureProfile],
     ts_column: str,
-    granularity_s: int,
+    windows: Windows,
     slots: list[SlotColumns] = (),
 ) -> CountResult:
     """Histograms per window for ``profiles`` over the rows of ``df`` (one scan).
@@ -312,16 +321,16 @@ def count_windows(
     """
     if not profiles and not slots:
         return CountResult([], 0)
-    agg = sum_partials(partial_counts(df, profiles, ts_column, granularity_s, slots))
+    agg = sum_partials(partial_counts(df, profiles, ts_column, windows, slots))
     with sql_conf(agg.sparkSession, **PASS_CONF):
         collected = Aggregate.collect(agg)
-    windows, null_ts = assemble(collected, profiles, granularity_s, slots)
+    counted, null_ts = assemble(collected, profiles, windows, slots)
     try:
         scan = scan_metrics(agg)
     except Exception as exc:  # plan internals differ across runtimes; metrics are a bonus
         log.debug("scan metrics unavailable: %s", exc)
         scan = ScanMetrics()  # unknown, not zero
-    return CountResult(windows, null_ts, scan)
+    return CountResult(counted, null_ts, scan)
 
 
 def time_range_filter(ts_column: str, start: datetime | None, end: datetime | None) -> "Column":

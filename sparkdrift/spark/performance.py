@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from sparkdrift.core.config import MonitorConfig
 from sparkdrift.core.performance import SCORE_BINS, SLOT, slot_size
-from sparkdrift.core.windows import WindowHistograms, window_start
+from sparkdrift.core.windows import WindowHistograms
 from sparkdrift.spark.histograms import SlotColumns, count_windows, time_range_filter
 from sparkdrift.spark.selection import qcol
 from sparkdrift.store.tables import read_table, require_columns
@@ -69,7 +69,7 @@ def performance_slots(cfg: MonitorConfig, columns: list[str]) -> list[SlotColumn
 
 def label_horizon(cfg: MonitorConfig, end: datetime) -> datetime:
     """Start of the oldest window whose labels may still arrive (``label.max_delay`` before ``end``)."""
-    return window_start(end - cfg.label.max_delay.delta, cfg.production.granularity.seconds)
+    return cfg.production.granularity.windows.start(end - cfg.label.max_delay.delta)
 
 
 def labels_pass(spark: "SparkSession", cfg: MonitorConfig, production: "DataFrame", since: datetime | None,
@@ -86,7 +86,6 @@ def labels_pass(spark: "SparkSession", cfg: MonitorConfig, production: "DataFram
 
     lab = read_table(spark, cfg.label.table)
     require_columns(lab, [cfg.label.id_column, cfg.label.column])
-    g = cfg.production.granularity.seconds
     ts, pred, key_col = cfg.production.timestamp_column, cfg.prediction.columns[0], cfg.label.id_column
     preds = production.filter(time_range_filter(ts, since, end)).select(
         qcol(key_col).alias("_id"), qcol(ts).alias("_ts"), qcol(pred).alias("_pred")
@@ -95,6 +94,6 @@ def labels_pass(spark: "SparkSession", cfg: MonitorConfig, production: "DataFram
     joined = preds.join(labels, "_id", "inner")
     key, value = key_and_value(cfg.prediction.kind, F.col("_pred"), F.col("_label"), cfg.label.positive)
     slot = SlotColumns(SLOT, key, value, slot_size(cfg.prediction.kind))
-    return count_windows(joined, [], "_ts", g, [slot]).windows
+    return count_windows(joined, [], "_ts", cfg.production.granularity.windows, [slot]).windows
 
 
