@@ -71,14 +71,18 @@ def timestamp_column(production: TableFacts) -> str:
     return max(candidates, key=lambda c: (bool(_EVENT_TIME.search(c)), bool(_TIME_NAME.search(c))))
 
 
+#: Window sizes `init` chooses from, with their (mean) length in hours.
+_SIZES = (("hour", 1.0), ("day", 24.0), ("week", 168.0), ("month", 730.5), ("quarter", 2191.5))
+
+
 def granularity(time: TimeFacts) -> tuple[str, float]:
-    """The shortest of hour/day/week whose windows hold about `ROWS_PER_WINDOW` rows, and that many rows."""
+    """The shortest window size that holds about `ROWS_PER_WINDOW` rows (else a quarter), and its rows."""
     span_hours = max((time.last - time.first).total_seconds() / 3600.0, 1.0)
     per_hour = time.rows / span_hours
-    for name, hours in (("hour", 1), ("day", 24)):
+    for name, hours in _SIZES:
         if per_hour * hours >= ROWS_PER_WINDOW:
             return name, per_hour * hours
-    return "week", per_hour * 168
+    return _SIZES[-1][0], per_hour * _SIZES[-1][1]
 
 
 def _prediction_kind(facts: TableFacts, column: str) -> str:

@@ -66,7 +66,9 @@ def test_written_yaml_is_a_valid_monitor_with_its_reasons():
     (2_000 * 48, 48, "hour"),  # 2 000 an hour
     (1_999 * 48, 48, "day"),
     (2_000 * 14, 14 * 24, "day"),  # 2 000 a day
-    (1_000, 30 * 24, "week"),
+    (2_000 * 5, 5 * 168, "week"),
+    (6_100, 92 * 24, "month"),  # 2 015 in a mean month of 730.5 h
+    (1_000, 30 * 24, "quarter"),  # too sparse for anything shorter
 ])
 def test_granularity_keeps_enough_rows_per_window(rows, hours, expected):
     assert granularity(TimeFacts("t", T0, T0 + timedelta(hours=hours), rows))[0] == expected
@@ -115,7 +117,7 @@ def test_init_writes_a_monitor_whose_jobs_run_unchanged(spark, tmp_path, monkeyp
 
     assert main(["init", "--baseline", base, "--production", prod, "--monitor", "churn"]) == 0
     out = capsys.readouterr().out
-    assert "wrote conf/churn.yaml: monitor churn, 1 numeric and 1 categorical features, windows of one week" in out
+    assert "wrote conf/churn.yaml: monitor churn, 1 numeric and 1 categorical features, windows of one quarter" in out
     assert "  sparkdrift baseline --config conf/churn.yaml\n  sparkdrift detect --config conf/churn.yaml" in out
     cfg = load_config("conf/churn.yaml")
     assert cfg.production.timestamp_column == "event_time" and cfg.id_column == "customer_id"
