@@ -1,4 +1,5 @@
-"""Faults never block the verdict: an unreachable MLflow still leaves metrics written and the alert sent."""
+"""Faults never block the verdict: an unreachable MLflow still leaves metrics written and the alert sent;
+a job killed at any stage leaves a state from which the next run reaches the same verdict."""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from sparkdrift.spark.profiling import build_baseline
-from sparkdrift.store import DeltaStore
+from sparkdrift.store import DeltaStore, MemoryStore
 from sparkdrift.cli import main
 from sparkdrift.core.config import load_config, parse_config
 from sparkdrift.detect import run_detect
@@ -119,3 +120,66 @@ def test_null_timestamps_are_counted_and_an_outage_is_a_flagged_window(spark, tm
     assert outage.severity != "none" and not outage.errors  # flagged by the volume rule; empty is not an error
     stored = read_output(spark, cfg.output_table("histograms")).filter("window_start = '2026-04-05'").collect()
     assert stored and all(r["rows"] == 0 for r in stored)
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashOnce(MemoryStore):
+    """The in-memory store, dying once at the ``nth`` call of one write: what survives is what a crash leaves."""
+
+    def __init__(self, monitor: str, stage: str, nth: int = 1):
+        super().__init__(monitor)
+        self.stage, self.nth, self.calls = stage, nth, 0
+
+    def _step(self, name: str) -> None:
+        if name == self.stage:
+            self.calls += 1
+            if self.calls == self.nth:
+                raise _Crash(f"killed at {name} #{self.nth}")
+
+    def write_histograms(self, *args, **kw):
+        self._step("write_histograms")
+        return super().write_histograms(*args, **kw)
+
+    def write_actions(self, records):
+        self._step("write_actions")
+        return super().write_actions(records)
+
+    def write_metrics(self, results, run_id):
+        self._step("write_metrics")
+        return super().write_metrics(results, run_id)
+
+
+def _verdict(store: MemoryStore) -> dict:
+    return {k: (None if r.value != r.value else r.value, r.drifted, r.noise_floor) for k, (r, _) in store.metrics.items()}
+
+
+@pytest.mark.parametrize("stage, nth, alerts", [
+    ("write_histograms", 1, 1),
+    ("write_actions", 1, 1),  # pending rows recorded, nothing sent yet
+    ("write_actions", 2, 2),  # sent, not yet recorded: resent on the rerun (alerts are at-least-once)
+    ("write_metrics", 1, 1),  # everything done but the progress marker
+])
+def test_a_crash_at_any_stage_then_a_rerun_gives_the_uninterrupted_verdict(spark, tmp_path, webhook, stage, nth, alerts):
+    _tables(spark, tmp_path)
+    cfg = parse_config({**_config(tmp_path), "mlflow": {"enabled": False}}, "faults.yaml")
+    profile = build_baseline(spark, cfg)
+    as_of = DAY0 + timedelta(days=3, hours=2)
+    clean = MemoryStore("faults")
+    clean.save_profile(profile)
+    run_detect(spark, cfg, as_of=as_of, store=clean)
+    webhook.clear()
+
+    store = _CrashOnce("faults", stage, nth)
+    store.save_profile(profile)
+    with pytest.raises(_Crash):
+        run_detect(spark, cfg, as_of=as_of, store=store)
+    run_detect(spark, cfg, as_of=as_of, store=store)
+    assert _verdict(store) == _verdict(clean) and len(store.metrics) > 0
+    assert [w.window_start for w in store.load_histograms(profile.baseline_id)] == [
+        DAY0, DAY0 + timedelta(days=1), DAY0 + timedelta(days=2)]
+    (record,) = store.read_actions()  # one breached window, one alert record
+    assert (record.status, record.window_start) == ("succeeded", DAY0 + timedelta(days=2))
+    assert len(webhook) == alerts
