@@ -180,7 +180,7 @@ def test_demo_rerun_is_idempotent(spark, demo):
     assert before[2] == 1, "the first run starts exactly one retrain"
     rc, text = _run(spark, demo["folder"])
     assert rc == 0
-    assert "already stored: nothing written" in text  # same data version, same baseline id
+    assert "already stored (same table version and config): not rescanned" in text  # the job's rerun-safe path
     assert "nothing to do" in text
     assert "mlflow ui --backend-store-uri" in text and "drift_report.html" in text  # still says where to look
     assert snapshot() == before
