@@ -76,3 +76,96 @@ def test_a_slice_on_a_missing_column_is_a_config_error_naming_it(production):
     _, _, df = production
     with pytest.raises(ConfigError, match=r"slices\[1\]\.expr.*'region'"):
         slice_columns(df, (Slice("country"), Slice("region = 'EU'")), {"country": ("DE",), "region = 'EU'": ()})
+
+
+# --------------------------------------------------------------------------- baseline + detect, end to end
+
+DAY0 = datetime(2026, 3, 2, tzinfo=timezone.utc)
+COUNTRIES = ["US", "FR", "DE", "IT", "ES"]
+WEIGHTS = [0.4, 0.25, 0.15, 0.1, 0.05]  # + 5% null
+
+
+def _log(rng, n, start=None, drift_de=0.0):
+    country = rng.choice(COUNTRIES + [None], n, p=WEIGHTS + [0.05]).tolist()
+    x = rng.normal(0.0, 1.0, n) + np.array([drift_de if c == "DE" else 0.0 for c in country])
+    c = rng.choice(["a", "b", "c", "d"], n, p=[0.4, 0.3, 0.2, 0.1]).tolist()
+    ts = [None] * n if start is None else [(start + timedelta(seconds=int(s))).replace(tzinfo=None)
+                                           for s in rng.integers(0, 86400, n)]
+    return [(t, float(v), k, cc) for t, v, k, cc in zip(ts, x, country, c)]
+
+
+@pytest.fixture(scope="module")
+def monitored(spark, tmp_path_factory):
+    from sparkdrift.baseline import run_baseline
+    from sparkdrift.core.config import parse_config
+    from sparkdrift.store import MemoryStore
+
+    tmp = tmp_path_factory.mktemp("slices")
+    rng = np.random.default_rng(5)
+    train = _log(rng, 4000)
+    schema = "ts timestamp, x double, country string, c string"
+    spark.createDataFrame(train, schema).drop("ts").write.format("delta").save(str(tmp / "train"))
+    prod = _log(rng, 3000, DAY0, drift_de=1.5)
+    spark.createDataFrame(prod, schema).write.format("delta").save(str(tmp / "log"))
+    cfg = parse_config({
+        "monitor": "sl",
+        "baseline": {"table": str(tmp / "train")},
+        "production": {"table": str(tmp / "log"), "timestamp_column": "ts", "granularity": "day", "lateness": "1h"},
+        "features": {"numeric": ["x"], "categorical": ["c"]},
+        "binning": {"fine_bins": 100, "top_k": 2},
+        "slices": [{"expr": "country", "max_values": 3}, {"expr": "x > 1", "name": "high_x"}],
+        "policy": {"slice_min_rows": 100},
+        "mlflow": {"enabled": False},
+    }, "sl.yaml")
+    store = MemoryStore("sl")
+    profile, _ = run_baseline(spark, cfg, store=store)
+    return cfg, store, profile, train, prod, tmp
+
+
+@pytest.mark.spark
+def test_baseline_slices_keep_the_top_values_other_and_null_on_the_overall_bins(monitored):
+    _, _, profile, train, _, _ = monitored
+    seen = Counter(r[2] for r in train if r[2] is not None)
+    top3 = tuple(v for v, _ in sorted(seen.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
+    assert profile.slice_top()["country"] == top3
+    assert set(k for k in profile.slices if k[0] == "country") == {("country", v) for v in (*top3, OTHER, MISSING)}
+    x_edges, c = profile.features["x"].edges, profile.features["c"]
+    for value in (*top3, OTHER, MISSING):
+        mine = [r for r in train if (MISSING if r[2] is None else r[2] if r[2] in top3 else OTHER) == value]
+        hists = profile.slices[("country", value)]
+        assert hists["x"].counts.tolist() == count_numeric(np.array([r[1] for r in mine]), x_edges).counts.tolist()
+        assert hists["x"].n_rows == len(mine)
+        assert hists["c"] == count_categorical([r[3] for r in mine], c.categories, c.tracked)
+    high = [r for r in train if r[1] > 1]
+    assert profile.slices[("high_x", "true")]["x"].n_rows == len(high)
+    # the overall profile is the whole table's, unchanged by slicing
+    assert profile.features["x"].baseline.n_rows == len(train)
+
+
+@pytest.mark.spark
+def test_only_the_drifted_slice_is_detected_and_named_first(monitored, spark):
+    from sparkdrift.detect import run_detect
+    from sparkdrift.sinks.console import format_summary
+
+    cfg, store, _, _, prod, tmp = monitored
+    out = run_detect(spark, cfg, as_of=DAY0 + timedelta(days=1, hours=2), store=store, report_dir=tmp / "reports")
+    (d,) = out.decisions
+    overall_x = [r for r in out.results if r.slice == "__all__" and r.feature == "x" and r.statistic == "psi"]
+    assert overall_x and not overall_x[0].drifted  # diluted: the overall number stays under its threshold
+    breached = {(r.slice, r.slice_value) for r in out.results if r.slice != "__all__" and r.drifted
+                and r.feature == "x" and r.window_rows >= cfg.policy.slice_min_rows}
+    assert ("country", "DE") in breached
+    assert not {b for b in breached if b[0] == "country"} - {("country", "DE")}
+    n_de = sum(1 for r in prod if r[2] == "DE")
+    assert any(rule.startswith("slice country=DE: x ") and rule.endswith(f"(n={n_de})") for rule in d.rules)
+    assert out.where["x"][0].label == "country=DE"
+    assert out.where["x"][0].share == pytest.approx(n_de / len(prod))
+    summary = format_summary(cfg, out)
+    where = summary.split("where is the drift")[1]
+    assert where.splitlines()[1].strip().startswith("x: country=DE psi=")
+    html = (out.report_dir / "drift_report.html").read_text()
+    table = html.split('<table id="slices">')[1]
+    assert table.index("country=DE") < min(table.index(v) for v in ("country=US", "country=FR") if v in table)
+    # the metrics carry the slice in their key: one row per (slice value, column, statistic)
+    keys = [k for k in store.metrics if k[2] == "country" and k[3] == "DE" and k[4] == "x"]
+    assert keys and len(keys) == len({k[5] for k in keys})

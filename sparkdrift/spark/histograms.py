@@ -281,7 +281,7 @@ def assemble(
         rows_in_window = 0
         for i, p in enumerate(profiles):
             sl = groups.get((win, code, i), empty)
-            hists[p.name] = _histogram(p, k[sl], n[sl], [m[sl] for m in moments])
+            hists[p.name] = decode_profile_histogram(p, k[sl], n[sl], [m[sl] for m in moments])
             rows_in_window = max(rows_in_window, int(n[sl].sum()))
         start = datetime.fromtimestamp(win / 1_000_000, tz=timezone.utc)
         if code != counting.OVERALL:  # a slice: the monitored columns only (slots are overall)
@@ -320,7 +320,9 @@ def slot_histogram(n_bins: int, keys: np.ndarray, counts: np.ndarray, m: list[np
     return Histogram(counts=_spread(keys, counts, n_bins), nulls=int(counts[keys == NULL].sum()), **_moments(keys, m))
 
 
-def _histogram(p: FeatureProfile, keys: np.ndarray, counts: np.ndarray, m: list[np.ndarray]) -> Histogram:
+def decode_profile_histogram(p: FeatureProfile, keys: np.ndarray, counts: np.ndarray, m: list[np.ndarray]) -> Histogram:
+    """A column's histogram from its (key, count) rows and `MOMENTS` rows: the production pass's decoder."""
+
     def side(code: int) -> int:
         return int(counts[keys == code].sum())
 
