@@ -169,3 +169,70 @@ def test_only_the_drifted_slice_is_detected_and_named_first(monitored, spark):
     # the metrics carry the slice in their key: one row per (slice value, column, statistic)
     keys = [k for k in store.metrics if k[2] == "country" and k[3] == "DE" and k[4] == "x"]
     assert keys and len(keys) == len({k[5] for k in keys})
+
+
+# --------------------------------------------------------------------------- pure: config, policy, ranking
+
+def _cfg(**extra):
+    from sparkdrift.core.config import parse_config
+
+    return parse_config({"monitor": "m", "baseline": {"table": "a.b.c"},
+                         "production": {"table": "a.b.d", "timestamp_column": "ts"},
+                         "features": {"numeric": ["x"]}, **extra}, "m.yaml")
+
+
+def test_slices_accept_a_column_or_an_expression_with_defaults():
+    cfg = _cfg(slices=["country", {"expr": "amount > 1000", "name": "large", "max_values": 2}])
+    assert [(s.expr, s.label, s.max_values) for s in cfg.slices] == [("country", "country", 10),
+                                                                     ("amount > 1000", "large", 2)]
+    assert cfg.policy.slice_min_rows == 500 and _cfg().slices == ()
+
+
+@pytest.mark.parametrize("slices, message", [
+    ([{"expr": "country", "max_values": 0}], r"m.yaml: slices\[0\]\.max_values: expected an integer >= 1"),
+    ([{"expr": "country", "cap": 3}], r"m.yaml: slices\[0\]\.cap: unknown key"),
+    ([{"name": "c"}], r"m.yaml: slices\[0\]\.expr: required key is missing"),
+    (["country", "country"], r"m.yaml: slices\[1\]: slice 'country' is listed twice"),
+    ([{"expr": "country", "name": "__all__"}], r"m.yaml: slices\[0\]\.name: expected letters"),
+    ("country", None),
+])
+def test_slice_config_errors_name_the_key(slices, message):
+    if message is None:  # a single string is a one-item list, as elsewhere in the config
+        assert [s.expr for s in _cfg(slices=slices).slices] == ["country"]
+        return
+    with pytest.raises(ConfigError, match=message):
+        _cfg(slices=slices)
+
+
+def _r(value, slice_="__all__", slice_value="__all__", rows=1000, floor=0.05, drifted=None, statistic="psi"):
+    from sparkdrift.core.results import DriftResult
+
+    return DriftResult("m", "b", T0, T0 + timedelta(days=1), "x", statistic, value, 0.2,
+                       value > 0.2 if drifted is None else drifted, window_rows=rows, noise_floor=floor,
+                       excess=value - floor, slice=slice_, slice_value=slice_value)
+
+
+def test_a_slice_breach_adds_a_rule_only_with_enough_rows_and_leaves_the_overall_rules_alone():
+    from sparkdrift.core.policy import evaluate
+
+    policy = _cfg(policy={"slice_min_rows": 300}).policy
+    overall = [_r(0.03)]
+    (plain,) = evaluate(policy, overall)
+    (small,) = evaluate(policy, overall + [_r(0.9, "country", "IT", rows=299)])
+    (big,) = evaluate(policy, overall + [_r(0.5, "country", "DE", rows=300)])
+    assert (plain.severity, plain.rules) == ("none", ())
+    assert (small.severity, small.rules) == ("none", ())  # 299 rows < slice_min_rows
+    assert big.rules == ("slice country=DE: x psi=0.5 (n=300)",) and big.severity == "minor"
+    assert (big.score, big.n_drifted, big.drifted) == (plain.score, plain.n_drifted, plain.drifted)
+
+
+def test_where_drift_ranks_slice_values_by_excess_with_their_share_of_rows():
+    from sparkdrift.core.slices import where_drift
+
+    rows = [_r(0.03, rows=4000), _r(0.25, "country", "FR", rows=1000, floor=0.2),
+            _r(0.6, "country", "DE", rows=400), _r(0.9, "country", "IT", rows=50), _r(0.01, "country", "US", rows=2550)]
+    (found,) = where_drift(rows, "psi", min_rows=100).values()
+    # counted breaches first (DE 0.55 past its floor, FR 0.05), then the rest by excess: IT has too few rows
+    assert [f.label for f in found] == ["country=DE", "country=FR", "country=IT", "country=US"]
+    assert [f.share for f in found[:2]] == [0.1, 0.25] and [f.counted for f in found] == [True, True, False, False]
+    assert where_drift([_r(0.03), _r(0.9, "country", "IT", rows=50)], "psi", 100) == {}
