@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 
 from sparkdrift.actions import apply_actions
 from sparkdrift.core.config import MonitorConfig, parse_timestamp
-from sparkdrift.core.drift import alpha_per_test, drift_results, n_tests
+from sparkdrift.core.drift import alpha_per_test, drift_results, n_tests, slice_results
 from sparkdrift.core.performance import SLOT, performance_results
 from sparkdrift.core.policy import WindowDecision, evaluate, score_statistic, severity_rank
 from sparkdrift.core.quality import quality_results
 from sparkdrift.core.results import DriftResult
+from sparkdrift.core.slices import SliceFinding, is_overall, where_drift
 from sparkdrift.core.windows import WindowHistograms, as_utc, fill_empty_windows, naive_utc
 from sparkdrift.errors import TableError
 from sparkdrift.sinks import report, tracking
@@ -30,6 +31,7 @@ from sparkdrift.spark.cost import CostMeter
 from sparkdrift.spark.histograms import check_columns, count_windows, time_range_filter
 from sparkdrift.spark.performance import label_horizon, labels_pass, performance_slots
 from sparkdrift.spark.selection import try_cast
+from sparkdrift.spark.slicing import slice_columns
 from sparkdrift.store import DeltaStore, MonitorStore
 from sparkdrift.store.tables import TableRead, read_table, require_columns
 
@@ -55,6 +57,7 @@ class DetectOutcome:
     baseline_id: str | None = None
     null_timestamps: int = 0
     mlflow_error: str | None = None  # MLflow failed: results are in the tables, the run is not (fully) tracked
+    where: dict[str, list[SliceFinding]] = field(default_factory=dict)  # drifted column -> slice values, ranked
 
     @property
     def severity(self) -> str:
@@ -153,8 +156,9 @@ def run_detect(
         # they belong to no window, but they are counted and reported, never dropped unseen
         rows = prod.df.filter(time_range_filter(ts, start, end) | try_cast(ts, "timestamp").isNull())
         slots = performance_slots(cfg, prod.df.columns)
+        slices = slice_columns(prod.df, cfg.slices, baseline.slice_top())
         with meter.stage("count_windows"):
-            counted = count_windows(rows, usable, ts, cut, slots)
+            counted = count_windows(rows, usable, ts, cut, slots, slices)
         windows = fill_empty_windows(counted.windows, start if done is not None else None, end, cut, usable)
         if counted.null_timestamps:
             log.warning("%d rows in %s have a null or unparsable %s: counted in no window", counted.null_timestamps,
@@ -181,6 +185,7 @@ def run_detect(
         with meter.stage("write_histograms"):
             store.write_histograms(baseline.baseline_id, windows, prod.version)
             store.write_histograms(baseline.baseline_id, late_labels, prod.version)
+            store.write_histograms(baseline.baseline_id, counted.slices, prod.version)
             depth = max(cfg.references.rolling_windows, 7, cfg.policy.consecutive_windows)
             history = store.load_histograms(baseline.baseline_id, before=windows[0].window_start, last=depth)
         extra = _extra_columns(spark, cfg, baseline, prod.df.columns)
@@ -191,10 +196,12 @@ def run_detect(
                 perf_windows = late_labels or windows
                 results += performance_results(cfg, baseline.baseline_id, perf_windows, baseline.performance,
                                                alpha_per_test(cfg, baseline))
+            results += slice_results(cfg, baseline, counted.slices)
             past = drift_results(cfg, baseline, history) + quality_results(cfg, baseline, history)
             decisions_all = evaluate(cfg.policy, past + results)
             new_starts = {w.window_start for w in windows}
             decisions = [d for d in decisions_all if d.window_start in new_starts]
+            overall = [r for r in results if is_overall(r.slice)]  # what every sink showed before slices
         window_range = (windows[0].window_start, windows[-1].window_end)
         versions = {"production": prod.version, "baseline": baseline.source_version}
         with ExitStack() as stack:
@@ -204,8 +211,8 @@ def run_detect(
                     source_versions=versions))
             run_id = run.info.run_id
             with meter.stage("mlflow"):
-                run.log_results(results)
-                run.log_summaries(window_summaries(results, decisions, cfg.policy.score))
+                run.log_results(tracked_results(results, cfg.policy.slice_min_rows, cfg.mlflow.max_slice_metrics))
+                run.log_summaries(window_summaries(overall, decisions, cfg.policy.score))
             with meter.stage("actions"):
                 records = apply_actions(store, cfg, decisions, run_id, run.info.url)
             # The metrics table is written last: it is the progress marker, so a run that
@@ -218,6 +225,7 @@ def run_detect(
                 windows=windows, results=results, decisions=decisions, actions=records, run_id=run_id,
                 run_url=run.info.url, baseline_id=baseline.baseline_id, null_timestamps=counted.null_timestamps,
                 noise=_budget_text(cfg, baseline),
+                where=where_drift(results, score_statistic(cfg.policy.score), cfg.policy.slice_min_rows),
             )
             cost = meter.summary()
             cost.update(counted.scan.as_cost())
@@ -230,12 +238,13 @@ def run_detect(
                 folder,
                 monitor=cfg.monitor,
                 run_id=run_id,
-                results=results,
+                results=overall,
                 decisions=[_decision_dict(d) for d in decisions],
-                overlays=_overlays(baseline, windows, results),
+                overlays=_overlays(baseline, windows, overall),
                 cost=cost,
                 noise=outcome.noise,
                 windows=cut,
+                where=outcome.where,
             )
             run.log_artifacts(folder)
             outcome.report_dir = folder
@@ -251,6 +260,18 @@ def run_detect(
         return outcome
     finally:
         meter.close()
+
+
+def tracked_results(results: list[DriftResult], min_rows: int, most: int) -> list[DriftResult]:
+    """What MLflow gets: every overall result, and only breached slice results with enough rows (at most ``most``).
+
+    The slice results that go furthest past their noise floor are kept; every
+    slice result is in the metrics table either way.
+    """
+    overall = [r for r in results if is_overall(r.slice)]
+    breached = [r for r in results if not is_overall(r.slice) and r.drifted and r.window_rows >= min_rows]
+    breached.sort(key=lambda r: -(r.excess if r.excess is not None else r.value))
+    return overall + breached[:most]
 
 
 def _actions_text(records) -> str:

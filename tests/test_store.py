@@ -115,3 +115,50 @@ def test_actions_upsert_on_dedup_key(store):
     done = ActionRecord(**{**pending.__dict__, "status": "succeeded", "retrain_run_id": "pid:7"})
     store.write_actions([done])
     assert sorted(store.read_actions(), key=lambda r: r.dedup_key) == [done, other]
+
+
+def _sliced(profile: BaselineProfile) -> BaselineProfile:
+    from dataclasses import replace
+
+    de = {"age": Histogram(counts=np.arange(20), underflow=1), "plan": Histogram(counts=np.array([4, 3, 1]), nulls=2)}
+    null = {"age": Histogram(counts=np.ones(20, dtype=np.int64))}
+    return replace(profile, slices={("country", "DE"): de, ("country", "__null__"): null})
+
+
+def test_profile_slices_round_trip_on_the_overall_bins(store):
+    p = _sliced(_profile("b-s", T0))
+    store.save_profile(p)
+    got = store.load_profile("b-s")
+    assert set(got.slices) == {("country", "DE"), ("country", "__null__")}
+    assert got.slices[("country", "DE")]["age"] == p.slices[("country", "DE")]["age"]
+    assert got.slices[("country", "DE")]["plan"] == p.slices[("country", "DE")]["plan"]
+    assert got.slice_top() == {"country": ("DE",)}
+    assert list(got.features) == ["age", "plan"] and got.features["age"].baseline == p.features["age"].baseline
+
+
+def test_slice_windows_upsert_apart_from_the_overall_ones(store):
+    from dataclasses import replace
+
+    de = replace(_window(0, 7), slice="country", slice_value="DE")
+    store.write_histograms("b1", [_window(0, 1), de], 5)
+    store.write_histograms("b1", [replace(de, histograms={"age": Histogram(counts=np.full(3, 8))})], 5)
+    (got,) = store.load_histograms("b1")  # the history is the overall windows only
+    assert int(got.histograms["age"].counts[0]) == 1 and got.slice == "__all__"
+
+
+@pytest.mark.spark
+def test_tables_from_before_slices_get_overall_slice_values_and_reruns_replace(spark, tmp_path):
+    from sparkdrift.store.delta import METRICS_SCHEMA, metric_row
+
+    tables = {t: str(tmp_path / t) for t in ("profiles", "histograms", "metrics", "actions")}
+    old_schema = METRICS_SCHEMA.rsplit(", slice string", 1)[0]
+    old_row = metric_row(_result(0, 0.1), "run0", datetime(2026, 1, 1))[:-2]
+    spark.createDataFrame([old_row], old_schema).write.format("delta").save(tables["metrics"])
+    store = DeltaStore(spark, "churn", tables)
+    store.write_metrics([_result(0, 0.5)], "run1")  # the same key as the old row: replaces it
+    from dataclasses import replace
+
+    store.write_metrics([replace(_result(0, 0.7), slice="country", slice_value="DE")], "run1")
+    rows = spark.read.format("delta").load(tables["metrics"]).collect()
+    got = sorted((r["slice"], r["slice_value"], r["value"]) for r in rows)
+    assert got == [("__all__", "__all__", 0.5), ("country", "DE", 0.7)]

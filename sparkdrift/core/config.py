@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from collections.abc import Mapping
-from typing import Any, Literal, Union
+from typing import Any, ClassVar, Literal, Union
 
 import yaml
 
@@ -299,6 +299,31 @@ class Policy:
         _alpha, "share of drift-free windows allowed to reach minor; split over the run's tests (Bonferroni)", 0.01
     )
     persistence: Persistence = _c(None, "CUSUM rule for slow drift under the per-window thresholds", factory=Persistence)
+    slice_min_rows: int = _c(_min(1), "a slice breach counts only when the slice has this many rows in the window", 500)
+    slice_severity: Severity = _c(None, "severity of a slice breach (the overall rules are unchanged)", "minor")
+
+
+def _slice_name(v: str) -> str | None:
+    """Slice names appear in table rows and MLflow keys; ``__`` is kept for the markers (``__all__``)."""
+    if re.fullmatch(r"[\w.:<>=!+ -]+", v) and not v.startswith("__"):
+        return None
+    return "expected letters, digits, spaces or _ . : < > = ! + - (not starting with __)"
+
+
+@dataclass(frozen=True)
+class Slice:
+    """A segment dimension: a column, or a SQL expression whose value labels each row."""
+
+    #: a plain string in the YAML list is the ``expr``
+    SHORTHAND: ClassVar[str] = "expr"
+    expr: str = _c(lambda v: None if v.strip() else "expected a column or SQL expression",
+                   "column or SQL expression labelling each row (e.g. country, amount > 1000)")
+    name: str | None = _c(_slice_name, "name in tables, MLflow and reports (default: the expression)", None)
+    max_values: int = _c(_min(1), "the baseline's most frequent values kept (rest: other; null: its own)", 10)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.expr
 
 
 @dataclass(frozen=True)
@@ -356,6 +381,7 @@ class Tracking:
     timeout_seconds: float = _c(_gt0, "per-request timeout of MLflow calls (the verdict never waits longer)", 15.0)
     retries: int = _c(_min(0), "retries of a failed MLflow request", 2)
     required: bool = _c(None, "exit 4 when MLflow logging failed (tables and actions are done either way)", False)
+    max_slice_metrics: int = _c(_min(0), "log at most this many breached slice metrics per run", 50)
 
 
 @dataclass(frozen=True)
@@ -373,6 +399,7 @@ class MonitorConfig:
     thresholds: dict[str, float] = _c(None, "per-statistic threshold overrides", factory=dict)
     prediction_thresholds: dict[str, float] = _c(None, "thresholds for prediction columns", factory=dict)
     feature_thresholds: dict[str, dict[str, float]] = _c(None, "per-feature threshold overrides", factory=dict)
+    slices: tuple[Slice, ...] = _c(None, "segments counted in the same pass (see Slices)", ())
     references: References = _c(None, "what windows are compared with", factory=References)
     quality: Quality = _c(None, "data-quality thresholds", factory=Quality)
     performance: Performance = _c(None, "performance thresholds", factory=Performance)
@@ -490,6 +517,9 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             raise _Invalid(path, f"expected one of {allowed}, got {_describe(value)}")
         return value
     if dataclasses.is_dataclass(tp):
+        shorthand = getattr(tp, "SHORTHAND", None)
+        if shorthand and isinstance(value, str):
+            value = {shorthand: value}
         return _build(tp, value, path)
     if origin is tuple:
         if isinstance(value, str):
@@ -614,6 +644,11 @@ def _check_consistency(cfg: MonitorConfig) -> None:
             raise _Invalid(f"actions.retrain.{key}", f"required when kind is {r.kind}")
     if cfg.output.location and cfg.output.schema:
         raise _Invalid("output.schema", "set either output.location or output.schema, not both")
+    seen: set[str] = set()
+    for i, sl in enumerate(cfg.slices):
+        if sl.label in seen:
+            raise _Invalid(f"slices[{i}]", f"slice {sl.label!r} is listed twice (give one a name)")
+        seen.add(sl.label)
     if cfg.baseline.version is not None and cfg.baseline.timestamp is not None:
         raise _Invalid("baseline.timestamp", "set either version or timestamp, not both")
 
@@ -697,6 +732,7 @@ def describe_fields(cls: type = MonitorConfig, prefix: str = "") -> list[tuple[s
         tp = hints[f.name]
         inner = [a for a in typing.get_args(tp) if a is not type(None)]
         sub = tp if dataclasses.is_dataclass(tp) else (inner[0] if len(inner) == 1 and dataclasses.is_dataclass(inner[0]) else None)
+        items = inner[0] if typing.get_origin(tp) is tuple and inner and dataclasses.is_dataclass(inner[0]) else None
         if f.default is not dataclasses.MISSING:
             default = repr(f.default)
         elif f.default_factory is not dataclasses.MISSING and sub is None:
@@ -708,6 +744,8 @@ def describe_fields(cls: type = MonitorConfig, prefix: str = "") -> list[tuple[s
         rows.append((key, default, f.metadata.get("doc", "")))
         if sub is not None:
             rows.extend(describe_fields(sub, key + "."))
+        if items is not None:  # a list of mappings: its items' keys
+            rows.extend(describe_fields(items, key + "[]."))
     return rows
 
 

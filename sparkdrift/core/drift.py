@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from sparkdrift.core.config import MonitorConfig
@@ -163,4 +164,26 @@ def drift_results(
                 rolling = merge_all(recent, profile.n_bins)
                 label = f"rolling_{refs.rolling_windows}"
                 out += compare(cfg, baseline.baseline_id, profile, rolling, label, *args)
+    return out
+
+
+def slice_results(
+    cfg: MonitorConfig, baseline: BaselineProfile, windows: Sequence[WindowHistograms]
+) -> list[DriftResult]:
+    """Each slice window against the same slice of the baseline (its own noise floor at its own size).
+
+    Only the baseline reference: a slice's drift is judged against what that
+    segment looked like, never against other segments or earlier windows.
+    """
+    alpha = alpha_per_test(cfg, baseline)
+    out: list[DriftResult] = []
+    for w in windows:
+        reference = baseline.slices.get((w.slice, w.slice_value), {})
+        for name, hist in w.histograms.items():
+            profile = baseline.features.get(name)
+            if profile is None or name not in reference:
+                continue
+            rows = compare(cfg, baseline.baseline_id, profile, reference[name], "baseline", w.window_start,
+                           w.window_end, hist, alpha)
+            out += [replace(r, slice=w.slice, slice_value=w.slice_value) for r in rows]
     return out

@@ -39,6 +39,7 @@ from datetime import datetime
 
 from sparkdrift.core.config import SEVERITIES, Policy
 from sparkdrift.core.results import DriftResult
+from sparkdrift.core.slices import describe, is_overall
 from sparkdrift.core.windows import as_utc
 
 LEVELS: tuple[str, ...] = SEVERITIES[1:]  # minor, moderate, severe
@@ -181,6 +182,26 @@ def _breach_rule(prefix: str, r: DriftResult) -> str:
     return f"{prefix}: {r.feature} {r.statistic} {_fmt(r.value)} {op} {r.threshold:g}"
 
 
+def slice_rules(policy: Policy, rows: Sequence[DriftResult]) -> list[str]:
+    """One rule per breached (slice value, column) with at least ``slice_min_rows`` rows, the score's statistic first.
+
+    E.g. ``slice country=DE: age psi=0.41 (n=1200)``.
+    """
+    wanted = score_statistic(policy.score)
+    breached: dict[tuple[str, str, str], DriftResult] = {}
+    for r in rows:
+        if r.signal not in ("feature", "prediction") or not r.drifted or r.window_rows < policy.slice_min_rows:
+            continue
+        key = (r.slice, r.slice_value, r.feature)
+        held = breached.get(key)
+        if held is None or (r.statistic == wanted and held.statistic != wanted):
+            breached[key] = r
+    return [
+        f"slice {describe(r.slice, r.slice_value)}: {r.feature} {r.statistic}={_fmt(r.value)} (n={r.window_rows})"
+        for _, r in sorted(breached.items())
+    ]
+
+
 def _window_decision(
     policy: Policy,
     monitor: str,
@@ -190,6 +211,8 @@ def _window_decision(
     earlier: Sequence[WindowDecision],
     cusum: Cusum | None = None,
 ) -> WindowDecision:
+    slice_rows = [r for r in rows if not is_overall(r.slice)]
+    rows = [r for r in rows if is_overall(r.slice)]  # every overall rule sees exactly what it saw before slices
     feature_rows = [r for r in rows if r.signal == "feature"]
     features = {r.feature for r in feature_rows}
     drifted: dict[str, dict[str, float]] = {}
@@ -249,6 +272,11 @@ def _window_decision(
             if r.signal == signal and r.drifted:
                 rules.append(_breach_rule(signal, r))
                 reached = _max_sev(reached, severity)
+
+    # 6. slices: a breach in a segment with enough rows in the window
+    for rule in slice_rules(policy, slice_rows):
+        rules.append(rule)
+        reached = _max_sev(reached, policy.slice_severity)
 
     # consecutive windows: the active level is the lowest reached over the last N windows
     n = policy.consecutive_windows

@@ -259,6 +259,19 @@ class BaselineProfile:
     row_count: int
     features: dict[str, FeatureProfile] = field(default_factory=dict)
     performance: Histogram | None = None  # label x prediction counts (see performance.py), if labelled
+    #: (slice, slice value) -> column -> histogram on the overall profile's bins (see core.slices)
+    slices: dict[tuple[str, str], dict[str, Histogram]] = field(default_factory=dict)
+
+    def slice_top(self) -> dict[str, tuple[str, ...]]:
+        """Each slice dimension's top values (its other and null values aside), in stored order."""
+        from sparkdrift.core.slices import MISSING, OTHER
+
+        out: dict[str, list[str]] = {}
+        for name, value in self.slices:
+            out.setdefault(name, [])
+            if value not in (OTHER, MISSING):
+                out[name].append(value)
+        return {k: tuple(v) for k, v in out.items()}
 
     def with_features(self, features: dict[str, FeatureProfile]) -> "BaselineProfile":
         return replace(self, features=features)

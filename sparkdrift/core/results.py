@@ -8,6 +8,9 @@ from typing import Literal
 
 Signal = Literal["feature", "prediction", "quality", "performance"]
 
+#: ``slice`` and ``slice_value`` of overall results (every row); see `sparkdrift.core.slices`
+OVERALL = "__all__"
+
 #: ``reason`` of a statistic that raised: a visible error state, not an undefined value.
 ERROR_PREFIX = "error: "
 
@@ -41,6 +44,8 @@ class DriftResult:
     reason: str | None = None
     noise_floor: float | None = None  # what chance reaches at this window size (sparkdrift.core.noise)
     excess: float | None = None  # distance past the noise floor in the breach direction: > 0 is beyond sampling noise
+    slice: str = OVERALL  # the slice dimension (OVERALL: every row)
+    slice_value: str = OVERALL  # its value (country=DE: slice "country", value "DE")
 
     @property
     def failed(self) -> bool:
@@ -52,7 +57,8 @@ class DriftResult:
         """MLflow metric key, e.g. drift.age.psi, prediction.score.psi, quality.age.completeness."""
         prefix = {"feature": "drift", "prediction": "prediction"}.get(self.signal, self.signal)
         suffix = "" if self.reference == "baseline" else f".vs_{self.reference}"
-        return f"{prefix}.{self.feature}.{self.statistic}{suffix}"
+        where = "" if self.slice == OVERALL else f"slice.{self.slice}.{self.slice_value}."
+        return f"{where}{prefix}.{self.feature}.{self.statistic}{suffix}"
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from dataclasses import dataclass
 
 from sparkdrift.core.profile import Histogram
+from sparkdrift.core.results import OVERALL
 
 _WEEK = 7 * 86400
 _MONDAY_OFFSET = 4 * 86400  # 1970-01-01 was a Thursday; 1970-01-05 a Monday
@@ -97,6 +98,8 @@ class WindowHistograms:
     window_end: datetime
     rows: int
     histograms: dict[str, Histogram]
+    slice: str = OVERALL  # a slice's counts carry its dimension and value (core.slices)
+    slice_value: str = OVERALL
 
 
 def fill_empty_windows(

@@ -5,6 +5,7 @@ import math
 
 from sparkdrift.core.config import MonitorConfig
 from sparkdrift.core.profile import BaselineProfile
+from sparkdrift.core.slices import SliceFinding
 
 
 def _fmt(v: float) -> str:
@@ -52,6 +53,11 @@ def format_summary(cfg: MonitorConfig, outcome) -> str:
         lines.append(
             f"  {d.window_start:%Y-%m-%d %H:%M} {d.severity:<9} {_fmt(d.score):>6} {d.n_drifted:>7}  {feats or '-'}"
         )
+    where = getattr(outcome, "where", None)
+    if where:
+        lines.append("")
+        lines.append("  where is the drift (slice values ranked by excess over their noise floor, share of rows):")
+        lines += [f"    {line}" for line in where_lines(where)]
     errors = outcome.errors
     if errors:
         lines.append("")
@@ -89,6 +95,19 @@ def format_summary(cfg: MonitorConfig, outcome) -> str:
         lines.append(f"  report: {outcome.report_dir / 'drift_report.html'}")
     lines.append(f"  tables: {cfg.output_table('metrics')}, {cfg.output_table('histograms')}, {cfg.output_table('actions')}")
     return "\n".join(lines)
+
+
+def where_lines(where: dict[str, list[SliceFinding]], most: int = 3) -> list[str]:
+    """``age: country=DE psi=0.412 (+0.37, 12% of rows), ...``: the slices carrying each drifted column's drift."""
+    out = []
+    for feature, found in where.items():
+        shown = ", ".join(
+            f"{f.label} {f.statistic}={_fmt(f.value)} ({f.contribution:+.3f}, "
+            f"{'?' if math.isnan(f.share) else f'{f.share:.0%}'} of rows{'' if f.counted else ', not counted'})"
+            for f in found[:most]
+        )
+        out.append(f"{feature}: {shown}")
+    return out
 
 
 def _fmt6(v: float | None) -> str:

@@ -30,6 +30,7 @@ import numpy as np
 from sparkdrift.core.config import SEVERITIES
 from sparkdrift.core.profile import FeatureProfile, Histogram
 from sparkdrift.core.results import DriftResult
+from sparkdrift.core.slices import SliceFinding
 from sparkdrift.core.windows import Windows, as_utc, naive_utc
 from sparkdrift.sinks.charts import Chart, overlay_png, trend_png
 from sparkdrift.sinks.format import as_float, num
@@ -328,6 +329,7 @@ def write_report(
     cost: dict[str, float],
     noise: str = "",
     windows: Windows | None = None,
+    where: dict[str, list[SliceFinding]] | None = None,
 ) -> dict[str, Path]:
     """Write drift_report.json, drift_report.html and plots/*.png into ``folder``.
 
@@ -337,7 +339,8 @@ def write_report(
     drifted features. Returns every written file by its path relative to
     ``folder`` (``drift_report.json``, ``drift_report.html``, ``plots/<name>.png``).
     ``windows``: the run's windows, for the charts' date axis (calendar months
-    and quarters are named, not dated).
+    and quarters are named, not dated). ``where``: per drifted feature, its
+    slice values ranked by contribution (`core.slices.where_drift`).
     """
     folder = Path(folder)
     plots = folder / PLOTS_DIR
@@ -426,6 +429,7 @@ def write_report(
         "noise_floor": noise,
         "cost": _plain(dict(cost)),
         "plots": [c.file for c in charts],
+        "slices": {f: [_plain(dataclasses.asdict(x)) for x in found] for f, found in (where or {}).items()},
     }
     json_path = folder / JSON_NAME
     json_path.write_text(json.dumps(doc, indent=1, allow_nan=False, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -433,10 +437,30 @@ def write_report(
 
     html_path = folder / HTML_NAME
     html_path.write_text(
-        _html(monitor, run_id, generated, results, decisions, charts, features, latest, cost, noise), encoding="utf-8"
+        _html(monitor, run_id, generated, results, decisions, charts, features, latest, cost, noise, where or {}),
+        encoding="utf-8"
     )
     written[HTML_NAME] = html_path
     return written
+
+
+def _slices_section(where: dict[str, list[SliceFinding]], most: int = 5) -> str:
+    """Where is the drift: per drifted feature, its slice values ranked by their excess over the noise floor."""
+    rows = ['<h2 class="drift">Where is the drift: slices</h2>',
+            '<p class="meta">Per drifted column (latest window it drifted in), its slice values ranked by how far '
+            "the statistic lies past its noise floor; breaches with too few rows are ranked after the others.</p>",
+            '<table id="slices"><tr><th>column</th><th>rank</th><th>slice</th><th>statistic</th><th>noise floor</th>'
+            "<th>past the floor</th><th>rows</th><th>share of rows</th></tr>"]
+    for feature, found in where.items():
+        for i, f in enumerate(found[:most], 1):
+            cls = ' class="drift"' if f.counted else ""
+            rows.append(
+                f"<tr{cls}><td>{_esc(feature)}</td><td>{i}</td><td>{_esc(f.label)}</td>"
+                f"<td>{_esc(f.statistic)}={num(f.value, 3)}</td><td>{num(f.noise_floor, 3)}</td>"
+                f"<td>{num(f.contribution, 3)}</td><td>{f.rows:,}</td><td>{_pct(f.share, 1)}</td></tr>"
+            )
+    rows.append("</table>")
+    return "\n".join(rows)
 
 
 def _pct(part: float, whole: float) -> str:
@@ -454,6 +478,7 @@ def _html(
     latest: datetime | None,
     cost: dict[str, float],
     noise: str = "",
+    where: dict[str, list[SliceFinding]] | None = None,
 ) -> str:
     drifted_by_window: dict[datetime, list[DriftResult]] = defaultdict(list)
     for r in results:
@@ -484,6 +509,8 @@ def _html(
     ]
     if noise:
         parts.append(f'<p class="meta" id="noise">Noise floors {_esc(noise)}.</p>')
+    if where:
+        parts.append(_slices_section(where))
     errors = [f"{_window_text(as_utc(d['window_start']))}: {e}" for d in decisions for e in d.get("errors") or ()]
     if errors:
         parts.append('<h2 class="drift">Statistics that could not be computed</h2><ul id="errors">')

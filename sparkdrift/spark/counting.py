@@ -26,6 +26,10 @@ Keys (shared with `sparkdrift.spark.histograms` and `sparkdrift.baseline`):
 
 Numeric key rows also carry ``s``, the sum of the finite values in that bin,
 so the statistics can place each bin's mass at its own mean.
+
+Slices (`SliceDim`): every row is counted once overall (``slice`` 0) and once
+more per slice dimension, under its slice value's code, so one pass yields
+(window, slice, feature, key) counts.
 """
 from __future__ import annotations
 
@@ -44,9 +48,12 @@ _NO_WINDOW = np.iinfo(np.int64).min  # a row whose timestamp is null
 #: What each partition yields; ``window_us`` is the window start in microseconds (null: no timestamp
 #: or no windows); ``value`` is set on `Values` rows only.
 OUTPUT_SCHEMA = (
-    "window_us long, feature_idx int, key int, value string, n long, s double, ss double, lo double, hi double"
+    "window_us long, slice int, feature_idx int, key int, value string, n long, s double, ss double, lo double, "
+    "hi double"
 )
-_COLUMNS = ("window_us", "feature_idx", "key", "value", "n", "s", "ss", "lo", "hi")
+_COLUMNS = ("window_us", "slice", "feature_idx", "key", "value", "n", "s", "ss", "lo", "hi")
+#: ``slice`` code of the overall counts (every row)
+OVERALL = 0
 
 
 @dataclass(frozen=True)
@@ -136,37 +143,71 @@ class Values:
 Spec = Numeric | Categorical | Slot | Values
 
 
+@dataclass(frozen=True)
+class SliceDim:
+    """A slice dimension: string labels coded ``offset + i`` for its top ``values``, then other, then null."""
+
+    column: str
+    values: tuple[str, ...]
+    offset: int  # > OVERALL: codes of different dimensions never collide
+
+    @property
+    def other(self) -> int:
+        return self.offset + len(self.values)
+
+    @property
+    def null(self) -> int:
+        return self.offset + len(self.values) + 1
+
+    def codes(self, batch: pa.RecordBatch) -> np.ndarray:
+        """Slice code per row: encode the batch's distinct labels once, look each up once."""
+        lookup = {v: self.offset + i for i, v in enumerate(self.values)} | {None: self.null}
+        enc = pc.dictionary_encode(batch.column(self.column), null_encoding="encode")
+        per_value = np.array([lookup.get(v, self.other) for v in enc.dictionary.to_pylist()], dtype=np.int64)
+        return per_value[enc.indices.to_numpy(zero_copy_only=False)]
+
+
+Group = tuple[int, int]  # (window start in microseconds, slice code)
+
+
 class _Feature:
     """One feature's running counts and value moments per window, across a partition's batches."""
 
     def __init__(self, span: int):
         self.span = span
-        self.counts: dict[int, np.ndarray] = {}
-        self.sums: dict[int, np.ndarray] = {}  # window -> value sum per key (numeric columns)
-        self.moments: dict[int, list[float]] = {}  # window -> [sum, sum of squares, min, max]
-        self.values: list[pa.StructArray] = []  # per batch: (values, counts)
+        self.counts: dict[Group, np.ndarray] = {}
+        self.sums: dict[Group, np.ndarray] = {}  # group -> value sum per key (numeric columns)
+        self.moments: dict[Group, list[float]] = {}  # group -> [sum, sum of squares, min, max]
+        self.values: dict[Group, list[pa.StructArray]] = {}  # per batch: (values, counts)
 
-    def add_counts(self, windows: np.ndarray, index: np.ndarray | None, keys: np.ndarray) -> None:
+    def add_values(self, groups: list[Group], index: np.ndarray | None, column: pa.Array) -> None:
+        if index is None:
+            self.values.setdefault(groups[0], []).append(pc.value_counts(column))
+            return
+        for j, g in enumerate(groups):
+            self.values.setdefault(g, []).append(pc.value_counts(column.filter(pa.array(index == j))))
+
+    def add_counts(self, windows: list[Group], index: np.ndarray | None, keys: np.ndarray) -> None:
         if index is None:  # one window in the batch (the usual case: files are written in time order)
             per = np.bincount(keys + _SHIFT, minlength=self.span)[None, :]
         else:
             code = index * self.span + (keys + _SHIFT)
-            per = np.bincount(code, minlength=windows.size * self.span).reshape(windows.size, self.span)
-        for w, row in zip(windows.tolist(), per):
+            per = np.bincount(code, minlength=len(windows) * self.span).reshape(len(windows), self.span)
+        for w, row in zip(windows, per):
             acc = self.counts.get(w)
             self.counts[w] = row if acc is None else acc + row
 
-    def add_sums(self, windows: np.ndarray, index: np.ndarray | None, keys: np.ndarray, v: np.ndarray) -> None:
+    def add_sums(self, windows: list[Group], index: np.ndarray | None, keys: np.ndarray, v: np.ndarray) -> None:
         """Sum of the finite values per (window, key): each bin's own mean."""
         finite = np.isfinite(v)
         w = np.where(finite, v, 0.0)
         code = keys + _SHIFT if index is None else index * self.span + (keys + _SHIFT)
-        per = np.bincount(code, weights=w, minlength=windows.size * self.span).reshape(windows.size, self.span)
-        for win, row in zip(windows.tolist(), per):
+        per = np.bincount(code, weights=w, minlength=len(windows) * self.span).reshape(len(windows), self.span)
+        for win, row in zip(windows, per):
             acc = self.sums.get(win)
             self.sums[win] = row if acc is None else acc + row
 
-    def add_moments(self, windows: np.ndarray, index: np.ndarray | None, v: np.ndarray) -> None:
+    def add_moments(self, windows: list[Group], index: np.ndarray | None, v: np.ndarray) -> None:
         """Sum, sum of squares, min and max of the non-NaN values (infinities included, as in Spark's sums)."""
         nan = np.isnan(v)
         if nan.all():
@@ -175,9 +216,9 @@ class _Feature:
             v = v[~nan]
             index = None if index is None else index[~nan]
         if index is None:
-            self._merge(int(windows[0]), float(v.sum()), float(np.dot(v, v)), float(v.min()), float(v.max()))
+            self._merge(windows[0], float(v.sum()), float(np.dot(v, v)), float(v.min()), float(v.max()))
             return
-        m = windows.size
+        m = len(windows)
         present = np.bincount(index, minlength=m) > 0
         s = np.bincount(index, weights=v, minlength=m)
         ss = np.bincount(index, weights=v * v, minlength=m)
@@ -186,9 +227,9 @@ class _Feature:
         np.minimum.at(lo, index, v)
         np.maximum.at(hi, index, v)
         for j in np.flatnonzero(present):
-            self._merge(int(windows[j]), float(s[j]), float(ss[j]), float(lo[j]), float(hi[j]))
+            self._merge(windows[j], float(s[j]), float(ss[j]), float(lo[j]), float(hi[j]))
 
-    def _merge(self, w: int, s: float, ss: float, lo: float, hi: float) -> None:
+    def _merge(self, w: Group, s: float, ss: float, lo: float, hi: float) -> None:
         acc = self.moments.get(w)
         self.moments[w] = [s, ss, lo, hi] if acc is None else [
             acc[0] + s, acc[1] + ss, min(acc[2], lo), max(acc[3], hi)
@@ -205,12 +246,23 @@ def _windows(batch: pa.RecordBatch, column: str | None) -> tuple[np.ndarray, np.
     return np.unique(w, return_inverse=True)
 
 
+def _slice_groups(windows: np.ndarray, index: np.ndarray | None, codes: np.ndarray) -> tuple[list[Group], np.ndarray | None]:
+    """The batch's distinct (window, slice code) groups, and each row's index into them (None when one)."""
+    n = int(codes.max()) + 1
+    combined = codes if index is None else index * n + codes
+    uniq, inverse = np.unique(combined, return_inverse=True)
+    groups = [(int(windows[0 if index is None else u // n]), int(u % n)) for u in uniq.tolist()]
+    return groups, (None if len(groups) == 1 else inverse)
+
+
 def partial_histograms(
-    batches: Iterator[pa.RecordBatch], specs: tuple[Spec, ...], window: str | None
+    batches: Iterator[pa.RecordBatch], specs: tuple[Spec, ...], window: str | None,
+    slices: tuple[SliceDim, ...] = (),
 ) -> Iterator[pa.RecordBatch]:
-    """``mapInArrow`` body: a partition's (window, feature, key) counts and per-window moments.
+    """``mapInArrow`` body: a partition's (window, slice, feature, key) counts and per-group moments.
 
     ``window`` names the int64 column of window starts; None counts the whole input as one.
+    Each row counts once overall (slice `OVERALL`) and once per dimension in ``slices``.
     """
     if window is not None and any(isinstance(spec, Values) for spec in specs):
         raise ValueError("value counts are over the whole input: pass window=None")
@@ -220,18 +272,29 @@ def partial_histograms(
         if batch.num_rows == 0:
             continue
         windows, index = _windows(batch, window)
-        for i, (spec, feature) in enumerate(zip(specs, features)):
-            if isinstance(spec, Values):
-                feature.values.append(pc.value_counts(batch.column(spec.column)))
-            elif isinstance(spec, Categorical):
-                feature.add_counts(windows, index, spec.keys(batch, lookups[i]))
-            else:
-                keys, values = spec.keys(batch)
-                feature.add_counts(windows, index, keys)
-                feature.add_moments(windows, index, values)
+        groupings = [([(w, OVERALL) for w in windows.tolist()], index)]
+        groupings += [_slice_groups(windows, index, dim.codes(batch)) for dim in slices]
+        keyed = [_keys(spec, batch, lookups.get(i)) for i, spec in enumerate(specs)]  # once, whatever the slices
+        for groups, group_index in groupings:
+            for spec, feature, (keys, values) in zip(specs, features, keyed):
+                if isinstance(spec, Values):
+                    feature.add_values(groups, group_index, batch.column(spec.column))
+                    continue
+                feature.add_counts(groups, group_index, keys)
+                if values is not None:
+                    feature.add_moments(groups, group_index, values)
                 if isinstance(spec, Numeric):
-                    feature.add_sums(windows, index, keys, values)
+                    feature.add_sums(groups, group_index, keys, values)
     yield from _to_table(features).combine_chunks().to_batches()
+
+
+def _keys(spec: Spec, batch: pa.RecordBatch, lookup: tuple | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A batch's key per row for one spec, and its values where moments are kept."""
+    if isinstance(spec, Values):
+        return None, None
+    if isinstance(spec, Categorical):
+        return spec.keys(batch, lookup), None
+    return spec.keys(batch)
 
 
 def _to_table(features: list[_Feature]) -> pa.Table:
@@ -243,28 +306,30 @@ def _to_table(features: list[_Feature]) -> pa.Table:
             parts.append(_part(w, f, nz - _SHIFT, counts[nz], sums=None if sums is None else sums[nz]))
         for w, (s, ss, lo, hi) in feature.moments.items():
             parts.append(_part(w, f, np.array([MOMENTS]), np.array([0]), moments=(s, ss, lo, hi)))
-        if feature.values:
-            t = pa.Table.from_struct_array(pa.concat_arrays(feature.values))
+        for g, counted in feature.values.items():
+            t = pa.Table.from_struct_array(pa.concat_arrays(counted))
             t = t.group_by("values").aggregate([("counts", "sum")])
             values = t.column("values").combine_chunks()
             keys = pc.if_else(values.is_null(), NULL, 0).to_numpy(zero_copy_only=False)
-            parts.append(_part(_NO_WINDOW, f, keys, t.column("counts_sum").to_numpy(), values=values))
+            parts.append(_part(g, f, keys, t.column("counts_sum").to_numpy(), values=values))
     if not parts:
         return pa.table({c: pa.array([], t) for c, t in zip(_COLUMNS, _TYPES)})
     return pa.concat_tables(parts)
 
 
-_TYPES = (pa.int64(), pa.int32(), pa.int32(), pa.string(), pa.int64(), *[pa.float64()] * 4)
+_TYPES = (pa.int64(), pa.int32(), pa.int32(), pa.int32(), pa.string(), pa.int64(), *[pa.float64()] * 4)
 
 
-def _part(w: int, f: int, keys: np.ndarray, n: np.ndarray, *, moments=None, values=None, sums=None) -> pa.Table:
+def _part(g: Group, f: int, keys: np.ndarray, n: np.ndarray, *, moments=None, values=None, sums=None) -> pa.Table:
+    w, code = g
     size = len(keys)
     window = pa.nulls(size, pa.int64()) if w == _NO_WINDOW else pa.array(np.full(size, w, np.int64))
     stats = [pa.array(np.full(size, m, float)) for m in moments] if moments else [pa.nulls(size, pa.float64())] * 4
     if sums is not None:
         stats[0] = pa.array(np.asarray(sums, float))
     return pa.table(
-        [window, pa.array(np.full(size, f, np.int32)), pa.array(np.asarray(keys, np.int32)),
+        [window, pa.array(np.full(size, code, np.int32)), pa.array(np.full(size, f, np.int32)),
+         pa.array(np.asarray(keys, np.int32)),
          values if values is not None else pa.nulls(size, pa.string()), pa.array(np.asarray(n, np.int64)), *stats],
         names=list(_COLUMNS),
     )

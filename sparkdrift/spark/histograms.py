@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,7 @@ from sparkdrift.core.binning import bin_splits
 from sparkdrift.spark.counting import INVALID, MOMENTS, NAN, NULL, UNSEEN
 from sparkdrift.core.profile import FeatureProfile, Histogram
 from sparkdrift.core.quality import ColumnIssue
+from sparkdrift.core.slices import OVERALL, slice_values
 from sparkdrift.spark.cost import ScanMetrics, scan_metrics
 from sparkdrift.spark.selection import categorical_expr, numeric_expr, qcol, supports, try_cast
 from sparkdrift.core.windows import WindowHistograms, Windows, naive_utc
@@ -84,6 +85,32 @@ class SlotColumns:
     n_bins: int
 
 
+@dataclass(frozen=True)
+class SliceColumn:
+    """A slice dimension in the pass: its name, the Spark column of its label, the baseline's top values."""
+
+    name: str
+    label: "Column"
+    values: tuple[str, ...]
+
+
+def slice_dims(slices: Sequence[SliceColumn], prefix: str = "sl") -> list[counting.SliceDim]:
+    """`counting.SliceDim` per slice, on columns ``<prefix>0, <prefix>1, ...``, with codes that never collide."""
+    dims, offset = [], counting.OVERALL + 1
+    for j, sl in enumerate(slices):
+        dims.append(counting.SliceDim(f"{prefix}{j}", sl.values, offset))
+        offset = dims[-1].null + 1
+    return dims
+
+
+def decode_slice(dims: Sequence[counting.SliceDim], names: Sequence[str], code: int) -> tuple[str, str]:
+    """(slice, slice value) of a slice code (`OVERALL` for code 0)."""
+    for dim, name in zip(dims, names):
+        if dim.offset <= code <= dim.null:
+            return name, slice_values(dim.values)[code - dim.offset]
+    return OVERALL, OVERALL
+
+
 @contextlib.contextmanager
 def sql_conf(spark, **conf: str) -> Iterator[None]:
     """Set runtime SQL confs for one query, then restore them (the user's session is left as it was).
@@ -110,7 +137,8 @@ def sql_conf(spark, **conf: str) -> Iterator[None]:
                 spark.conf.set(k, v)
 
 
-def map_partials(staged: "DataFrame", specs: list["counting.Spec"], window: str | None) -> "DataFrame":
+def map_partials(staged: "DataFrame", specs: list["counting.Spec"], window: str | None,
+                 slices: Sequence[counting.SliceDim] = ()) -> "DataFrame":
     """`counting.partial_histograms` over every partition of ``staged`` (rows: `counting.OUTPUT_SCHEMA`).
 
     The counting module is pickled by value, so executors need only numpy
@@ -119,14 +147,15 @@ def map_partials(staged: "DataFrame", specs: list["counting.Spec"], window: str 
     from pyspark import cloudpickle
 
     cloudpickle.register_pickle_by_value(counting)
-    body = functools.partial(counting.partial_histograms, specs=tuple(specs), window=window)
+    body = functools.partial(counting.partial_histograms, specs=tuple(specs), window=window, slices=tuple(slices))
     return staged.mapInArrow(body, counting.OUTPUT_SCHEMA)
 
 
 def partial_counts(
-    df: "DataFrame", profiles: list[FeatureProfile], ts_column: str, windows: Windows, slots: list[SlotColumns] = ()
+    df: "DataFrame", profiles: list[FeatureProfile], ts_column: str, windows: Windows, slots: list[SlotColumns] = (),
+    slices: Sequence[SliceColumn] = (),
 ) -> "DataFrame":
-    """Per-partition (window_us, feature_idx, key, n, s, ss, lo, hi) rows, before the cross-partition sum.
+    """Per-partition (window_us, slice, feature_idx, key, n, s, ss, lo, hi) rows, before the cross-partition sum.
 
     Slots follow the profiles, with feature indexes len(profiles), len(profiles) + 1, ...
     """
@@ -151,11 +180,15 @@ def partial_counts(
     for j, slot in enumerate(slots):
         cols += [slot.key.cast("int").alias(f"sk{j}"), slot.value.cast("double").alias(f"sv{j}")]
         specs.append(counting.Slot(f"sk{j}", f"sv{j}", slot.n_bins))
-    return map_partials(df.select(*cols), specs, "_w")
+    dims = slice_dims(slices)
+    cols += [sl.label.alias(dim.column) for sl, dim in zip(slices, dims)]
+    return map_partials(df.select(*cols), specs, "_w", dims)
 
 
-def sum_partials(partials: "DataFrame", by: tuple[str, ...] = ("window_us", "feature_idx", "key")) -> "DataFrame":
-    """Counts and moments per (window, feature, key) summed over partitions: the only thing shuffled."""
+def sum_partials(
+    partials: "DataFrame", by: tuple[str, ...] = ("window_us", "slice", "feature_idx", "key")
+) -> "DataFrame":
+    """Counts and moments per (window, slice, feature, key) summed over partitions: the only thing shuffled."""
     from pyspark.sql import functions as F
 
     return partials.groupBy(*by).agg(
@@ -170,6 +203,7 @@ class Aggregate:
 
     window_us: np.ndarray
     has_window: np.ndarray
+    slice: np.ndarray
     feature: np.ndarray
     key: np.ndarray
     n: np.ndarray
@@ -186,7 +220,8 @@ class Aggregate:
             return np.array([null if r[name] is None else r[name] for r in rows], dtype=dtype)
 
         has = np.array([r["window_us"] is not None for r in rows], dtype=bool)
-        return cls(col("window_us", np.int64, 0), has, col("feature_idx", np.int64, 0), col("key", np.int64, 0),
+        return cls(col("window_us", np.int64, 0), has, col("slice", np.int64, 0), col("feature_idx", np.int64, 0),
+                   col("key", np.int64, 0),
                    col("n", np.int64, 0), col("s", float), col("ss", float), col("lo", float), col("hi", float))
 
     @classmethod
@@ -218,37 +253,46 @@ class Aggregate:
         ws = t.column("window_us")
         has = ~ws.is_null().to_numpy(zero_copy_only=False)
         window = ws.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-        return cls(window, has, num("feature_idx", np.int64), num("key", np.int64), num("n", np.int64),
+        return cls(window, has, num("slice", np.int64), num("feature_idx", np.int64), num("key", np.int64),
+                   num("n", np.int64),
                    num("s", float), num("ss", float), num("lo", float), num("hi", float))
 
 
 def assemble(
-    agg: Aggregate, profiles: list[FeatureProfile], windows: Windows, slots: list[SlotColumns] = ()
-) -> tuple[list[WindowHistograms], int]:
-    """Histogram values per window from the aggregate, plus the rows with a null timestamp."""
-    null_ts = int(agg.n[~agg.has_window & (agg.feature == 0)].sum())
+    agg: Aggregate, profiles: list[FeatureProfile], windows: Windows, slots: list[SlotColumns] = (),
+    slices: Sequence[SliceColumn] = (),
+) -> tuple[list[WindowHistograms], int, list[WindowHistograms]]:
+    """Histograms per window from the aggregate, the rows with a null timestamp, and the slices' windows."""
+    null_ts = int(agg.n[~agg.has_window & (agg.feature == 0) & (agg.slice == counting.OVERALL)].sum())
     v = agg.has_window
-    order = np.lexsort((agg.feature[v], agg.window_us[v]))
-    w, f, k, n = agg.window_us[v][order], agg.feature[v][order], agg.key[v][order], agg.n[v][order]
+    order = np.lexsort((agg.feature[v], agg.slice[v], agg.window_us[v]))
+    w, c, f = agg.window_us[v][order], agg.slice[v][order], agg.feature[v][order]
+    k, n = agg.key[v][order], agg.n[v][order]
     moments = [a[v][order] for a in (agg.s, agg.ss, agg.lo, agg.hi)]
-    edge = np.flatnonzero(np.r_[True, (w[1:] != w[:-1]) | (f[1:] != f[:-1])]) if len(w) else np.zeros(0, int)
+    new = (w[1:] != w[:-1]) | (c[1:] != c[:-1]) | (f[1:] != f[:-1])
+    edge = np.flatnonzero(np.r_[True, new]) if len(w) else np.zeros(0, int)
     stops = np.r_[edge[1:], len(w)]
-    groups = {(int(w[a]), int(f[a])): slice(a, b) for a, b in zip(edge, stops)}
+    groups = {(int(w[a]), int(c[a]), int(f[a])): slice(a, b) for a, b in zip(edge, stops)}
     empty = slice(0, 0)
-    out = []
-    for win in np.unique(w):
+    dims, names = slice_dims(slices), [sl.name for sl in slices]
+    out, sliced = [], []
+    for win, code in sorted({(g[0], g[1]) for g in groups}):
         hists = {}
         rows_in_window = 0
         for i, p in enumerate(profiles):
-            sl = groups.get((int(win), i), empty)
-            hists[p.name] = _histogram(p, k[sl], n[sl], [m[sl] for m in moments])
+            sl = groups.get((win, code, i), empty)
+            hists[p.name] = decode_profile_histogram(p, k[sl], n[sl], [m[sl] for m in moments])
             rows_in_window = max(rows_in_window, int(n[sl].sum()))
+        start = datetime.fromtimestamp(win / 1_000_000, tz=timezone.utc)
+        if code != counting.OVERALL:  # a slice: the monitored columns only (slots are overall)
+            name, value = decode_slice(dims, names, code)
+            sliced.append(WindowHistograms(start, windows.end(start), rows_in_window, hists, name, value))
+            continue
         for j, slot in enumerate(slots):
-            sl = groups.get((int(win), len(profiles) + j), empty)
+            sl = groups.get((win, code, len(profiles) + j), empty)
             hists[slot.name] = slot_histogram(slot.n_bins, k[sl], n[sl], [m[sl] for m in moments])
-        start = datetime.fromtimestamp(int(win) / 1_000_000, tz=timezone.utc)
         out.append(WindowHistograms(start, windows.end(start), rows_in_window, hists))
-    return out, null_ts
+    return out, null_ts, sliced
 
 
 def _spread(keys: np.ndarray, counts: np.ndarray, n_bins: int, offset: int = 0) -> np.ndarray:
@@ -276,7 +320,9 @@ def slot_histogram(n_bins: int, keys: np.ndarray, counts: np.ndarray, m: list[np
     return Histogram(counts=_spread(keys, counts, n_bins), nulls=int(counts[keys == NULL].sum()), **_moments(keys, m))
 
 
-def _histogram(p: FeatureProfile, keys: np.ndarray, counts: np.ndarray, m: list[np.ndarray]) -> Histogram:
+def decode_profile_histogram(p: FeatureProfile, keys: np.ndarray, counts: np.ndarray, m: list[np.ndarray]) -> Histogram:
+    """A column's histogram from its (key, count) rows and `MOMENTS` rows: the production pass's decoder."""
+
     def side(code: int) -> int:
         return int(counts[keys == code].sum())
 
@@ -305,6 +351,7 @@ class CountResult:
     windows: list[WindowHistograms]
     null_timestamps: int
     scan: ScanMetrics = ScanMetrics()
+    slices: list[WindowHistograms] = field(default_factory=list)  # per (window, slice value), same pass
 
 
 def count_windows(
@@ -313,24 +360,25 @@ def count_windows(
     ts_column: str,
     windows: Windows,
     slots: list[SlotColumns] = (),
+    slices: Sequence[SliceColumn] = (),
 ) -> CountResult:
-    """Histograms per window for ``profiles`` over the rows of ``df`` (one scan).
+    """Histograms per window for ``profiles`` over the rows of ``df`` (one scan), and per slice value.
 
     Rows with a null timestamp belong to no window; they are counted in the
     same aggregation and reported, not dropped silently.
     """
     if not profiles and not slots:
         return CountResult([], 0)
-    agg = sum_partials(partial_counts(df, profiles, ts_column, windows, slots))
+    agg = sum_partials(partial_counts(df, profiles, ts_column, windows, slots, slices))
     with sql_conf(agg.sparkSession, **PASS_CONF):
         collected = Aggregate.collect(agg)
-    counted, null_ts = assemble(collected, profiles, windows, slots)
+    counted, null_ts, sliced = assemble(collected, profiles, windows, slots, slices)
     try:
         scan = scan_metrics(agg)
     except Exception as exc:  # plan internals differ across runtimes; metrics are a bonus
         log.debug("scan metrics unavailable: %s", exc)
         scan = ScanMetrics()  # unknown, not zero
-    return CountResult(counted, null_ts, scan)
+    return CountResult(counted, null_ts, scan, sliced)
 
 
 def time_range_filter(ts_column: str, start: datetime | None, end: datetime | None) -> "Column":

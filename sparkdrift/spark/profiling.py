@@ -49,7 +49,9 @@ from sparkdrift.errors import TableError
 from sparkdrift.core.performance import slot_size
 from sparkdrift.core.profile import BaselineProfile, FeatureProfile, Histogram
 from sparkdrift.spark.performance import performance_key
+from sparkdrift.spark.histograms import SliceColumn, slice_dims
 from sparkdrift.spark.selection import ColumnSpec, categorical_expr, numeric_expr, select_columns
+from sparkdrift.spark.slicing import slice_label
 from sparkdrift.store.tables import TableRead, read_table
 
 if TYPE_CHECKING:
@@ -93,6 +95,8 @@ def profile_config_hash(cfg: "MonitorConfig") -> str:
     shaped["label.column"] = cfg.label.column
     shaped["label.positive"] = cfg.label.positive
     shaped["format"] = PROFILE_FORMAT
+    if cfg.slices:  # only when set: profiles of configs without slices keep their ids
+        shaped["slices"] = plain["slices"]
     return hashlib.sha256(json.dumps(shaped, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -142,13 +146,32 @@ def _quantile_fraction(rows: int, sample_rows: int | None) -> float:
     return 1.0 if sample_rows is None or rows <= sample_rows else sample_rows / rows
 
 
-def _scan_moments(df: "DataFrame", numeric: list[int]) -> tuple[int, dict[int, dict]]:
-    """Scan 1a: row count and exact moments of every numeric column, in one aggregation."""
+def _scan_moments(
+    df: "DataFrame", numeric: list[int], slice_caps: list[int] = ()
+) -> tuple[int, dict[int, dict], dict[int, tuple[str, ...]]]:
+    """Scan 1a: row count and exact moments of every numeric column, in one aggregation.
+
+    With slices (label columns ``sl0, sl1, ...``, each capped at ``slice_caps[j]``
+    values), the same aggregation also counts each slice's labels: every row is
+    repeated once per slice with its label (the moments read only the
+    overall copy), and Spark keeps each slice's most frequent labels. Returns
+    the row count, the moments, and each slice's top labels.
+    """
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
+
+    overall = F.lit(-1)
+    if slice_caps:
+        groups = [F.struct(overall.alias("d"), F.lit(None).cast("string").alias("l"))]
+        groups += [F.struct(F.lit(j).alias("d"), F.col(f"sl{j}").alias("l")) for j in range(len(slice_caps))]
+        df = df.select("*", F.explode(F.array(*groups)).alias("_g")).select("*", "_g.d", "_g.l")
+
+    def col(i: int) -> "Column":
+        return F.when(F.col("d") == overall, F.col(f"c{i}")) if slice_caps else F.col(f"c{i}")
 
     aggs = [F.count(F.lit(1)).alias("rows")]
     for i in numeric:
-        c = F.col(f"c{i}")
+        c = col(i)
         fin = _finite(c)
         aggs += [
             F.count(fin).alias(f"n{i}"),
@@ -161,8 +184,19 @@ def _scan_moments(df: "DataFrame", numeric: list[int]) -> tuple[int, dict[int, d
             F.sum(F.when(c.isNull(), 1).otherwise(0)).alias(f"null{i}"),
             F.sum(F.when(F.isnan(c), 1).otherwise(0)).alias(f"nan{i}"),
         ]
-    # collect(), not first(): first() plans a limit over the aggregate and is ~3x slower here
-    (row,) = df.agg(*aggs).collect()
+    top: dict[int, tuple[str, ...]] = {}
+    if slice_caps:
+        grouped = df.groupBy("d", "l").agg(*aggs)
+        rank = F.row_number().over(Window.partitionBy("d").orderBy(F.col("rows").desc(), F.col("l").asc()))
+        cap = F.element_at(F.array(*[F.lit(k) for k in slice_caps]), (F.col("d") + 1).cast("int"))
+        labels = grouped.filter(F.col("l").isNotNull() | (F.col("d") == overall)).select("*", rank.alias("rank"))
+        rows = labels.filter((F.col("d") == overall) | (F.col("rank") <= cap)).collect()
+        (row,) = [r for r in rows if r["d"] == -1]
+        for j in range(len(slice_caps)):
+            top[j] = tuple(r["l"] for r in sorted((r for r in rows if r["d"] == j), key=lambda r: r["rank"]))
+    else:
+        # collect(), not first(): first() plans a limit over the aggregate and is ~3x slower here
+        (row,) = df.agg(*aggs).collect()
     stats = {}
     for i in numeric:
         stats[i] = {
@@ -177,7 +211,7 @@ def _scan_moments(df: "DataFrame", numeric: list[int]) -> tuple[int, dict[int, d
             "nulls": int(row[f"null{i}"] or 0),
             "nans": int(row[f"nan{i}"] or 0),
         }
-    return int(row["rows"]), stats
+    return int(row["rows"]), stats, top
 
 
 def _scan_quantiles(
@@ -205,6 +239,7 @@ def _scan_counts(
     top_k: int,
     max_tracked: int,
     performance_bins: int | None = None,
+    slices: list["counting.SliceDim"] = (),
 ) -> list:
     """Scan 2: fine-bin counts of numeric columns and ranked category counts, in one pass.
 
@@ -216,6 +251,11 @@ def _scan_counts(
     ``max_tracked`` when the column has at most ``top_k + max_tracked``
     distinct values. With ``performance_bins``, the label x prediction slot
     (columns ``pk``/``pv`` of ``df``) has feature index ``len(specs)``.
+
+    With ``slices`` every row is also counted under its slice code (rows with
+    ``slice`` > 0): numeric bins in full, and of categorical columns the values
+    that are overall top-K categories (plus each slice's rank-1 row, which
+    carries the slice's non-null total, so ``other`` is exact).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -231,10 +271,10 @@ def _scan_counts(
             count_specs.append(counting.Numeric(f"c{i}", tuple(splits)))
     if performance_bins is not None:
         count_specs.append(counting.Slot("pk", "pv", performance_bins))
-    counted = sum_partials(map_partials(df, count_specs, None), ("feature_idx", "key", "value")).withColumnRenamed(
-        "feature_idx", "fi"
-    )
-    part = Window.partitionBy("fi", "key")
+    counted = sum_partials(
+        map_partials(df, count_specs, None, slices), ("slice", "feature_idx", "key", "value")
+    ).withColumnRenamed("feature_idx", "fi")
+    part = Window.partitionBy("slice", "fi", "key")
     ranked = counted.select(
         "*",
         F.row_number().over(part.orderBy(F.col("n").desc(), F.col("value").asc())).alias("rank"),
@@ -242,14 +282,21 @@ def _scan_counts(
         F.sum("n").over(part).alias("total"),
     )
     categorical = [i for i, s in enumerate(specs) if s.kind == "categorical"]
+    values = F.col("fi").isin(categorical) & (F.col("key") == F.lit(VALUE))
     keep = (
-        ~F.col("fi").isin(categorical)
-        | (F.col("key") != F.lit(VALUE))
+        ~values
         | (F.col("rank") <= F.lit(top_k))
         | (F.col("distinct") <= F.lit(top_k + max_tracked))
     )
+    overall = F.col("slice") == F.lit(counting.OVERALL)
+    kept = ranked.filter(overall & keep)
+    if slices:
+        tops = kept.filter(values & (F.col("rank") <= F.lit(top_k))).select("fi", "value")
+        in_slices = ranked.filter(~overall & values)
+        kept = kept.unionByName(ranked.filter(~overall & ~values)).unionByName(
+            in_slices.join(tops, ["fi", "value"], "left_semi")).unionByName(in_slices.filter(F.col("rank") == 1))
     with sql_conf(df.sparkSession, **PASS_CONF):
-        return ranked.filter(keep).collect()
+        return kept.collect()
 
 
 def _performance_histogram(rows: list, n_bins: int) -> Histogram:
@@ -315,6 +362,38 @@ def _categorical_profile(spec: ColumnSpec, rows: list, top_k: int, max_tracked: 
     )
 
 
+def _slice_histograms(
+    rows: list, features: list[FeatureProfile], dims: list["counting.SliceDim"], names: list[str]
+) -> dict[tuple[str, str], dict[str, Histogram]]:
+    """Scan 2's slice rows as histograms on the overall profile's bins, decoded as the production pass does."""
+    from sparkdrift.spark.histograms import decode_profile_histogram, decode_slice
+
+    grouped: dict[tuple[int, int], list] = defaultdict(list)
+    for r in rows:
+        if r["slice"] != counting.OVERALL and int(r["fi"]) < len(features):
+            grouped[(int(r["slice"]), int(r["fi"]))].append(r)
+    out: dict[tuple[str, str], dict[str, Histogram]] = {}
+    for (code, fi), group in sorted(grouped.items()):
+        fp = features[fi]
+        if fp.kind == "numeric" and not fp.edges:
+            continue  # no bins to count on
+        if fp.kind == "categorical":  # values -> category keys; other = the slice's non-null total minus the top
+            index = {c: i for i, c in enumerate(fp.categories)}
+            values = {r["value"]: int(r["n"]) for r in group if r["key"] == VALUE}
+            top = {index[v]: n for v, n in values.items() if v in index}
+            keys = [*top, len(fp.categories), NULL]
+            counts = [*top.values(), _category_total(group) - sum(top.values()),
+                      sum(int(r["n"]) for r in group if r["key"] == NULL)]
+            moments = [np.full(len(keys), np.nan)] * 4
+        else:
+            keys = [int(r["key"]) for r in group]
+            counts = [int(r["n"]) for r in group]
+            moments = [np.array([np.nan if r[c] is None else float(r[c]) for r in group]) for c in ("s", "ss", "lo", "hi")]
+        hist = decode_profile_histogram(fp, np.array(keys, dtype=np.int64), np.array(counts, dtype=np.int64), moments)
+        out.setdefault(decode_slice(dims, names, code), {})[fp.name] = hist
+    return out
+
+
 def _category_total(rows: list) -> int:
     """Non-null rows of a categorical column: carried on every collected value row."""
     for r in rows:
@@ -354,12 +433,15 @@ def build_baseline(spark: "SparkSession", cfg: "MonitorConfig") -> BaselineProfi
             "baseline %s: label %r and prediction %r are in the baseline table: also counting baseline performance",
             cfg.monitor, cfg.label.column, cfg.prediction.columns[0],
         )
+    projected += [slice_label(read.df, j, sl).alias(f"sl{j}") for j, sl in enumerate(cfg.slices)]
     df = read.df.select(*projected)
+
+    from pyspark.sql import functions as F
 
     probabilities = quantile_probabilities(b.fine_bins)
     log.info("scan 1 of 2: row count and moments of %d numeric columns", len(numeric))
     t0 = time.perf_counter()
-    row_count, stats = _scan_moments(df, numeric)
+    row_count, stats, top = _scan_moments(df, numeric, [sl.max_values for sl in cfg.slices])
     if row_count == 0:
         raise TableError(f"table {read.table}: no rows to build a baseline from ({_describe_read(cfg, read)})")
     fraction = _quantile_fraction(row_count, b.quantile_sample_rows)
@@ -389,12 +471,15 @@ def build_baseline(spark: "SparkSession", cfg: "MonitorConfig") -> BaselineProfi
     )
     t0 = time.perf_counter()
     perf_bins = slot_size(cfg.prediction.kind) if perf is not None else None
-    rows = _scan_counts(df, specs, edges, b.top_k, b.max_tracked_categories, perf_bins)
+    slices = [SliceColumn(sl.label, F.col(f"sl{j}"), top[j]) for j, sl in enumerate(cfg.slices)]
+    dims = slice_dims(slices)
+    rows = _scan_counts(df, specs, edges, b.top_k, b.max_tracked_categories, perf_bins, dims)
     log.info("scan 2 of 2 done in %.1fs: %d aggregate rows collected", time.perf_counter() - t0, len(rows))
 
     by_feature: dict[int, list] = defaultdict(list)
     for r in rows:
-        by_feature[int(r["fi"])].append(r)
+        if r["slice"] == counting.OVERALL:
+            by_feature[int(r["fi"])].append(r)
     features: dict[str, FeatureProfile] = {}
     for i, spec in enumerate(specs):
         if spec.kind == "numeric":
@@ -408,6 +493,7 @@ def build_baseline(spark: "SparkSession", cfg: "MonitorConfig") -> BaselineProfi
             )
         features[spec.name] = fp
     performance = _performance_histogram(by_feature[len(specs)], perf_bins) if perf_bins is not None else None
+    sliced = _slice_histograms(rows, list(features.values()), dims, [sl.name for sl in slices])
 
     profile = BaselineProfile(
         monitor=cfg.monitor,
@@ -419,6 +505,7 @@ def build_baseline(spark: "SparkSession", cfg: "MonitorConfig") -> BaselineProfi
         row_count=row_count,
         features=features,
         performance=performance,
+        slices=sliced,
     )
     log.info(
         "baseline %s: built profile %s of %d columns over %d rows in %.1fs",

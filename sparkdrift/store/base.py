@@ -90,18 +90,18 @@ class MonitorStore(ABC):
     @abstractmethod
     def write_histograms(self, baseline_id: str, windows: Sequence[WindowHistograms],
                          source_version: int | None) -> int:
-        """Upsert on (baseline id, window, feature): a recomputed window replaces, never adds. Returns rows."""
+        """Upsert on (baseline id, window, slice, slice value, feature): a recomputed window replaces. Returns rows."""
 
     @abstractmethod
     def load_histograms(self, baseline_id: str, *, before: datetime | None = None,
                         last: int | None = None) -> list[WindowHistograms]:
-        """Stored windows, oldest first; optionally only the ``last`` N starting before ``before``."""
+        """Stored overall windows, oldest first; optionally only the ``last`` N starting before ``before``."""
 
     # ----------------------------------------------------------------- metrics
 
     @abstractmethod
     def write_metrics(self, results: Sequence[DriftResult], run_id: str | None) -> None:
-        """Upsert on (baseline id, window, feature, statistic, reference)."""
+        """Upsert on (baseline id, window, slice, slice value, feature, statistic, reference)."""
 
     @abstractmethod
     def last_checked_window(self, baseline_id: str) -> datetime | None:

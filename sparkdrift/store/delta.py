@@ -3,9 +3,12 @@
 Each table is long and keyed, and written with one ``MERGE`` (`tables.merge_rows`),
 so a rerun replaces its own rows and never duplicates them:
 
-- profiles: one row per (monitor, baseline id, column), plus a ``__performance__`` row
-- histograms: one row per (monitor, baseline id, window, column)
-- metrics: one row per (monitor, baseline id, window, column, statistic, reference)
+- profiles: one row per (monitor, baseline id, slice, slice value, column), plus a ``__performance__`` row
+- histograms: one row per (monitor, baseline id, window, slice, slice value, column)
+- metrics: one row per (monitor, baseline id, window, slice, slice value, column, statistic, reference)
+
+Overall rows have slice = slice value = ``__all__``; tables written before
+slices existed get both columns, filled with ``__all__``, on their next write.
 - actions: one row per dedup key
 
 Timestamps are stored as naive UTC (sessions here run in UTC) and read back as aware UTC.
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING
 from sparkdrift.core.planning import ActionRecord
 from sparkdrift.core.profile import BaselineProfile, FeatureProfile, Histogram
 from sparkdrift.core.results import DriftResult
+from sparkdrift.core.slices import OVERALL, is_overall
 from sparkdrift.core.windows import WindowHistograms, as_utc, naive_utc
 from sparkdrift.store.base import TABLES, MonitorStore
 from sparkdrift.store.tables import merge_rows, read_output
@@ -38,9 +42,11 @@ PROFILE_SCHEMA = (
     "edges array<double>, coarse array<int>, categories array<string>, tracked array<string>, "
     "counts array<bigint>, nulls bigint, nans bigint, underflow bigint, overflow bigint, "
     "unseen bigint, invalid bigint, value_sum double, value_sum_sq double, "
-    "min double, max double, bin_sums array<double>, mean double, std double"
+    "min double, max double, bin_sums array<double>, mean double, std double, slice string, slice_value string"
 )
-PROFILE_KEYS = ["monitor", "baseline_id", "feature"]
+PROFILE_KEYS = ["monitor", "baseline_id", "slice", "slice_value", "feature"]
+#: key columns added after the tables' first version, and the value of the rows written before them
+SLICE_DEFAULTS = {"slice": OVERALL, "slice_value": OVERALL}
 #: ``feature`` of the row holding the baseline's label x prediction counts (kind "performance").
 PERFORMANCE_ROW = "__performance__"
 
@@ -48,17 +54,18 @@ HISTOGRAM_SCHEMA = (
     "monitor string, baseline_id string, window_start timestamp, window_end timestamp, feature string, "
     "rows long, counts array<long>, nulls long, nans long, underflow long, overflow long, unseen long, "
     "invalid long, value_sum double, value_sum_sq double, min double, max double, bin_sums array<double>, "
-    "source_version long, computed_at timestamp"
+    "source_version long, computed_at timestamp, slice string, slice_value string"
 )
-HISTOGRAM_KEYS = ["monitor", "baseline_id", "window_start", "feature"]
+HISTOGRAM_KEYS = ["monitor", "baseline_id", "window_start", "slice", "slice_value", "feature"]
 
 METRICS_SCHEMA = (
     "monitor string, baseline_id string, window_start timestamp, window_end timestamp, feature string, "
     "signal string, kind string, statistic string, reference string, value double, lower double, "
     "upper double, p_value double, threshold double, drifted boolean, reference_rows long, "
-    "window_rows long, reason string, noise_floor double, excess double, mlflow_run_id string, computed_at timestamp"
+    "window_rows long, reason string, noise_floor double, excess double, mlflow_run_id string, computed_at timestamp, "
+    "slice string, slice_value string"
 )
-METRIC_KEYS = ["monitor", "baseline_id", "window_start", "feature", "statistic", "reference"]
+METRIC_KEYS = ["monitor", "baseline_id", "window_start", "slice", "slice_value", "feature", "statistic", "reference"]
 
 ACTIONS_SCHEMA = (
     "monitor string, window_start timestamp, window_end timestamp, severity string, rules string, "
@@ -99,13 +106,22 @@ def profile_rows(profile: BaselineProfile) -> list[dict]:
             "dtype": fp.dtype, "edges": [float(e) for e in fp.edges], "coarse": [int(c) for c in fp.coarse],
             "categories": list(fp.categories), "tracked": None if fp.tracked is None else list(fp.tracked),
             **fp.baseline.to_dict(), "mean": _none_if_nan(mean), "std": _none_if_nan(std),
+            "slice": OVERALL, "slice_value": OVERALL,
         })
     if profile.performance is not None:
         rows.append({
             **common, "position": len(rows), "feature": PERFORMANCE_ROW, "kind": "performance",
             "role": "performance", "dtype": None, "edges": [], "coarse": [], "categories": [], "tracked": None,
-            **profile.performance.to_dict(), "mean": None, "std": None,
+            **profile.performance.to_dict(), "mean": None, "std": None, "slice": OVERALL, "slice_value": OVERALL,
         })
+    for (name, value), hists in profile.slices.items():  # the bins are the overall profile's
+        for feature, hist in hists.items():
+            fp = profile.features[feature]
+            rows.append({
+                **common, "position": len(rows), "feature": feature, "kind": fp.kind, "role": fp.role,
+                "dtype": fp.dtype, "edges": [], "coarse": [], "categories": [], "tracked": None,
+                **hist.to_dict(), "mean": None, "std": None, "slice": name, "slice_value": value,
+            })
     return rows
 
 
@@ -114,8 +130,12 @@ def profile_from_rows(rows: list[dict]) -> BaselineProfile:
     first = rows[0]
     features = {}
     performance = None
+    slices: dict[tuple[str, str], dict[str, Histogram]] = {}
     for r in rows:
         hist = Histogram.from_dict(r)
+        if not is_overall(r.get("slice")):
+            slices.setdefault((r["slice"], r["slice_value"]), {})[r["feature"]] = hist
+            continue
         if r["kind"] == "performance":
             performance = hist
             continue
@@ -133,7 +153,7 @@ def profile_from_rows(rows: list[dict]) -> BaselineProfile:
         monitor=first["monitor"], baseline_id=first["baseline_id"], created_at=first["created_at"].isoformat(),
         source_table=first["source_table"], source_version=first["source_version"],
         config_hash=first["config_hash"], row_count=int(first["row_count"]), features=features,
-        performance=performance,
+        performance=performance, slices=slices,
     )
 
 
@@ -144,7 +164,7 @@ def metric_row(r: DriftResult, run_id: str | None, now: datetime) -> tuple:
         d["monitor"], d["baseline_id"], naive_utc(r.window_start), naive_utc(r.window_end), d["feature"],
         d["signal"], d["kind"], d["statistic"], d["reference"], d["value"], d["lower"], d["upper"],
         d["p_value"], d["threshold"], bool(d["drifted"]), int(d["reference_rows"]), int(d["window_rows"]),
-        d["reason"], d["noise_floor"], d["excess"], run_id, now,
+        d["reason"], d["noise_floor"], d["excess"], run_id, now, r.slice, r.slice_value,
     )
 
 
@@ -177,7 +197,7 @@ class DeltaStore(MonitorStore):
 
     def _merge(self, table: str, rows: list, schema: str, keys: list[str]) -> None:
         if rows:
-            merge_rows(self.spark, self.spark.createDataFrame(rows, schema), self.tables[table], keys)
+            merge_rows(self.spark, self.spark.createDataFrame(rows, schema), self.tables[table], keys, SLICE_DEFAULTS)
 
     # ----------------------------------------------------------------- profiles
 
@@ -226,6 +246,7 @@ class DeltaStore(MonitorStore):
                     self.monitor, baseline_id, naive_utc(w.window_start), naive_utc(w.window_end), feature, w.rows,
                     d["counts"], d["nulls"], d["nans"], d["underflow"], d["overflow"], d["unseen"], d["invalid"],
                     d["value_sum"], d["value_sum_sq"], d["min"], d["max"], d["bin_sums"], source_version, now,
+                    w.slice, w.slice_value,
                 ))
         self._merge("histograms", rows, HISTOGRAM_SCHEMA, HISTOGRAM_KEYS)
         return len(rows)
@@ -237,6 +258,8 @@ class DeltaStore(MonitorStore):
         df = self._mine("histograms", baseline_id)
         if df is None:
             return []
+        if "slice" in df.columns:  # the overall windows (rows written before slices have none)
+            df = df.filter(F.col("slice").isNull() | (F.col("slice") == F.lit(OVERALL)))
         if before is not None:
             df = df.filter(F.col("window_start") < F.lit(naive_utc(before)))
         if last is not None:

@@ -12,6 +12,7 @@ from datetime import datetime
 from sparkdrift.core.planning import ActionRecord
 from sparkdrift.core.profile import BaselineProfile
 from sparkdrift.core.results import DriftResult
+from sparkdrift.core.slices import is_overall
 from sparkdrift.core.windows import WindowHistograms, as_utc
 from sparkdrift.store.base import MonitorStore
 
@@ -22,7 +23,7 @@ class MemoryStore(MonitorStore):
     def __init__(self, monitor: str):
         self.monitor = monitor
         self.profiles: dict[str, BaselineProfile] = {}
-        self.histograms: dict[tuple[str, datetime], WindowHistograms] = {}  # (baseline id, window start)
+        self.histograms: dict[tuple, WindowHistograms] = {}  # (baseline id, window start, slice, slice value)
         self.metrics: dict[tuple, tuple[DriftResult, str | None]] = {}
         self.actions: dict[str, ActionRecord] = {}
 
@@ -49,7 +50,7 @@ class MemoryStore(MonitorStore):
                          source_version: int | None) -> int:
         rows = 0
         for w in windows:
-            key = (baseline_id, as_utc(w.window_start))
+            key = (baseline_id, as_utc(w.window_start), w.slice, w.slice_value)
             old = self.histograms.get(key)
             merged = {**old.histograms, **w.histograms} if old else dict(w.histograms)  # per-feature upsert
             self.histograms[key] = replace(w, window_start=as_utc(w.window_start), window_end=as_utc(w.window_end),
@@ -59,7 +60,7 @@ class MemoryStore(MonitorStore):
 
     def load_histograms(self, baseline_id: str, *, before: datetime | None = None,
                         last: int | None = None) -> list[WindowHistograms]:
-        windows = sorted((w for (b, _), w in self.histograms.items() if b == baseline_id),
+        windows = sorted((w for (b, _, s, _), w in self.histograms.items() if b == baseline_id and is_overall(s)),
                          key=lambda w: w.window_start)
         if before is not None:
             windows = [w for w in windows if w.window_start < as_utc(before)]
@@ -67,7 +68,7 @@ class MemoryStore(MonitorStore):
 
     def write_metrics(self, results: Sequence[DriftResult], run_id: str | None) -> None:
         for r in results:
-            key = (r.baseline_id, as_utc(r.window_start), r.feature, r.statistic, r.reference)
+            key = (r.baseline_id, as_utc(r.window_start), r.slice, r.slice_value, r.feature, r.statistic, r.reference)
             self.metrics[key] = (r, run_id)
 
     def last_checked_window(self, baseline_id: str) -> datetime | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -186,13 +187,16 @@ def require_columns(read: TableRead, columns: list[str]) -> None:
         )
 
 
-def merge_rows(spark: "SparkSession", df: "DataFrame", target: str, keys: list[str]) -> None:
+def merge_rows(spark: "SparkSession", df: "DataFrame", target: str, keys: list[str],
+               defaults: Mapping[str, str] | None = None) -> None:
     """Upsert ``df`` into ``target`` on ``keys``: one atomic Delta commit, rerun-safe.
 
     The table is created from ``df``'s schema on first write. Matching rows
     are replaced, new rows inserted, nothing else touched, so writing the same
     rows twice leaves the table as after the first write. The rows go through
-    a uniquely named temporary view, dropped afterwards.
+    a uniquely named temporary view, dropped afterwards. ``defaults``: the
+    value existing rows get in a column added now (a new key column must
+    match the rows written before it, or a rerun would duplicate them).
     """
     if not table_exists(spark, target):
         writer = df.write.format("delta").mode("error")
@@ -201,7 +205,10 @@ def merge_rows(spark: "SparkSession", df: "DataFrame", target: str, keys: list[s
         else:
             writer.saveAsTable(sql_name(target))
         return
-    _add_missing_columns(spark, df, target)
+    for name in _add_missing_columns(spark, df, target):
+        if defaults and name in defaults:
+            spark.sql(f"UPDATE {sql_name(target)} SET {_quote(name)} = {_sql_string(defaults[name])} "
+                      f"WHERE {_quote(name)} IS NULL").collect()
     view = f"sparkdrift_merge_{uuid.uuid4().hex}"
     on = " AND ".join(f"t.{_quote(k)} <=> s.{_quote(k)}" for k in keys)
     df.createOrReplaceTempView(view)
@@ -214,13 +221,18 @@ def merge_rows(spark: "SparkSession", df: "DataFrame", target: str, keys: list[s
         spark.catalog.dropTempView(view)
 
 
-def _add_missing_columns(spark: "SparkSession", df: "DataFrame", target: str) -> None:
-    """Columns a newer sparkdrift writes (e.g. noise_floor) are added to an older table before MERGE."""
+def _add_missing_columns(spark: "SparkSession", df: "DataFrame", target: str) -> list[str]:
+    """Columns a newer sparkdrift writes (e.g. noise_floor) are added to an older table before MERGE; their names."""
     have = set(read_output(spark, target).columns)
     missing = [f for f in df.schema.fields if f.name not in have]
     if missing:
         cols = ", ".join(f"{_quote(f.name)} {f.dataType.simpleString()}" for f in missing)
         spark.sql(f"ALTER TABLE {sql_name(target)} ADD COLUMNS ({cols})")
+    return [f.name for f in missing]
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def read_output(spark: "SparkSession", ref: str) -> "DataFrame | None":

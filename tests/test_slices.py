@@ -1,0 +1,238 @@
+"""Slices: per-segment counts in the same pass, equal to counts of the same rows done another way."""
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from sparkdrift.core.binning import count_categorical, count_numeric
+from sparkdrift.core.config import Slice
+from sparkdrift.core.slices import MISSING, OTHER
+from sparkdrift.core.windows import Windows
+from sparkdrift.errors import ConfigError
+from sparkdrift.spark.histograms import count_windows
+from sparkdrift.spark.slicing import slice_columns
+from tests.helpers import categorical_profile, numeric_profile
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def _rows(rng, n=4000, days=3):
+    ts = [T0 + timedelta(seconds=int(s)) for s in rng.integers(0, days * 86400, n)]
+    x = rng.normal(0.2, 1.1, n)
+    country = [None if rng.random() < 0.05 else c for c in rng.choice(["DE", "FR", "US", "IT", "ES"], n).tolist()]
+    cats = rng.choice(["a", "b", "c", "zz"], n).tolist()
+    return [(t.replace(tzinfo=None), float(v), c, k) for t, v, c, k in zip(ts, x, country, cats)]
+
+
+@pytest.fixture(scope="module")
+def production(spark):
+    rng = np.random.default_rng(11)
+    rows = _rows(rng)
+    profiles = [numeric_profile("x", rng.normal(0, 1, 3000), fine_bins=100),
+                categorical_profile("c", rng.choice(["a", "b", "c"], 3000).tolist(), top_k=2)]
+    return profiles, rows, spark.createDataFrame(rows, "ts timestamp, x double, country string, c string")
+
+
+@pytest.mark.spark
+def test_slice_window_histograms_equal_numpy_counts_of_the_same_rows(production):
+    profiles, rows, df = production
+    top = {"country": ("DE", "FR"), "big": ("false", "true")}
+    slices = (Slice("country"), Slice("x > 1", name="big"))
+    result = count_windows(df, profiles, "ts", Windows(seconds=86400), slices=slice_columns(df, slices, top))
+
+    def label(row, name):  # the oracle: each row's slice value, by hand
+        if name == "country":
+            return MISSING if row[2] is None else (row[2] if row[2] in top["country"] else OTHER)
+        return "true" if row[1] > 1 else "false"
+
+    day = {int(w.window_start.timestamp()) for w in result.windows}
+    expected = Counter()
+    for r in rows:
+        start = int(r[0].replace(tzinfo=timezone.utc).timestamp()) // 86400 * 86400
+        for name in ("country", "big"):
+            expected[(start, name, label(r, name))] += 1
+    got = {(int(w.window_start.timestamp()), w.slice, w.slice_value): w for w in result.slices}
+    assert set(got) == set(expected)
+    assert {s for s, _, _ in got} == day
+    for (start, name, value), n in expected.items():
+        w = got[(start, name, value)]
+        mine = [r for r in rows if int(r[0].replace(tzinfo=timezone.utc).timestamp()) // 86400 * 86400 == start
+                and label(r, name) == value]
+        assert w.rows == n == len(mine)
+        assert w.histograms["x"] == count_numeric(np.array([r[1] for r in mine]), profiles[0].edges)
+        assert w.histograms["c"] == count_categorical([r[3] for r in mine], profiles[1].categories,
+                                                       profiles[1].tracked)
+    # the overall windows are what they were without slices
+    plain = count_windows(df, profiles, "ts", Windows(seconds=86400))
+    assert [w.histograms for w in plain.windows] == [w.histograms for w in result.windows]
+    assert plain.slices == []
+
+
+@pytest.mark.spark
+def test_a_slice_on_a_missing_column_is_a_config_error_naming_it(production):
+    _, _, df = production
+    with pytest.raises(ConfigError, match=r"slices\[1\]\.expr.*'region'"):
+        slice_columns(df, (Slice("country"), Slice("region = 'EU'")), {"country": ("DE",), "region = 'EU'": ()})
+
+
+# --------------------------------------------------------------------------- baseline + detect, end to end
+
+DAY0 = datetime(2026, 3, 2, tzinfo=timezone.utc)
+COUNTRIES = ["US", "FR", "DE", "IT", "ES"]
+WEIGHTS = [0.4, 0.25, 0.15, 0.1, 0.05]  # + 5% null
+
+
+def _log(rng, n, start=None, drift_de=0.0):
+    country = rng.choice(COUNTRIES + [None], n, p=WEIGHTS + [0.05]).tolist()
+    x = rng.normal(0.0, 1.0, n) + np.array([drift_de if c == "DE" else 0.0 for c in country])
+    c = rng.choice(["a", "b", "c", "d"], n, p=[0.4, 0.3, 0.2, 0.1]).tolist()
+    ts = [None] * n if start is None else [(start + timedelta(seconds=int(s))).replace(tzinfo=None)
+                                           for s in rng.integers(0, 86400, n)]
+    return [(t, float(v), k, cc) for t, v, k, cc in zip(ts, x, country, c)]
+
+
+@pytest.fixture(scope="module")
+def monitored(spark, tmp_path_factory):
+    from sparkdrift.baseline import run_baseline
+    from sparkdrift.core.config import parse_config
+    from sparkdrift.store import MemoryStore
+
+    tmp = tmp_path_factory.mktemp("slices")
+    rng = np.random.default_rng(5)
+    train = _log(rng, 4000)
+    schema = "ts timestamp, x double, country string, c string"
+    spark.createDataFrame(train, schema).drop("ts").write.format("delta").save(str(tmp / "train"))
+    prod = _log(rng, 3000, DAY0, drift_de=1.5)
+    spark.createDataFrame(prod, schema).write.format("delta").save(str(tmp / "log"))
+    cfg = parse_config({
+        "monitor": "sl",
+        "baseline": {"table": str(tmp / "train")},
+        "production": {"table": str(tmp / "log"), "timestamp_column": "ts", "granularity": "day", "lateness": "1h"},
+        "features": {"numeric": ["x"], "categorical": ["c"]},
+        "binning": {"fine_bins": 100, "top_k": 2},
+        "slices": [{"expr": "country", "max_values": 3}, {"expr": "x > 1", "name": "high_x"}],
+        "policy": {"slice_min_rows": 100},
+        "mlflow": {"enabled": False},
+    }, "sl.yaml")
+    store = MemoryStore("sl")
+    profile, _ = run_baseline(spark, cfg, store=store)
+    return cfg, store, profile, train, prod, tmp
+
+
+@pytest.mark.spark
+def test_baseline_slices_keep_the_top_values_other_and_null_on_the_overall_bins(monitored):
+    _, _, profile, train, _, _ = monitored
+    seen = Counter(r[2] for r in train if r[2] is not None)
+    top3 = tuple(v for v, _ in sorted(seen.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
+    assert profile.slice_top()["country"] == top3
+    assert set(k for k in profile.slices if k[0] == "country") == {("country", v) for v in (*top3, OTHER, MISSING)}
+    x_edges, c = profile.features["x"].edges, profile.features["c"]
+    for value in (*top3, OTHER, MISSING):
+        mine = [r for r in train if (MISSING if r[2] is None else r[2] if r[2] in top3 else OTHER) == value]
+        hists = profile.slices[("country", value)]
+        assert hists["x"].counts.tolist() == count_numeric(np.array([r[1] for r in mine]), x_edges).counts.tolist()
+        assert hists["x"].n_rows == len(mine)
+        assert hists["c"] == count_categorical([r[3] for r in mine], c.categories, c.tracked)
+    high = [r for r in train if r[1] > 1]
+    assert profile.slices[("high_x", "true")]["x"].n_rows == len(high)
+    # the overall profile is the whole table's, unchanged by slicing
+    assert profile.features["x"].baseline.n_rows == len(train)
+
+
+@pytest.mark.spark
+def test_only_the_drifted_slice_is_detected_and_named_first(monitored, spark):
+    from sparkdrift.detect import run_detect
+    from sparkdrift.sinks.console import format_summary
+
+    cfg, store, _, _, prod, tmp = monitored
+    out = run_detect(spark, cfg, as_of=DAY0 + timedelta(days=1, hours=2), store=store, report_dir=tmp / "reports")
+    (d,) = out.decisions
+    overall_x = [r for r in out.results if r.slice == "__all__" and r.feature == "x" and r.statistic == "psi"]
+    assert overall_x and not overall_x[0].drifted  # diluted: the overall number stays under its threshold
+    breached = {(r.slice, r.slice_value) for r in out.results if r.slice != "__all__" and r.drifted
+                and r.feature == "x" and r.window_rows >= cfg.policy.slice_min_rows}
+    assert ("country", "DE") in breached
+    assert not {b for b in breached if b[0] == "country"} - {("country", "DE")}
+    n_de = sum(1 for r in prod if r[2] == "DE")
+    assert any(rule.startswith("slice country=DE: x ") and rule.endswith(f"(n={n_de})") for rule in d.rules)
+    assert out.where["x"][0].label == "country=DE"
+    assert out.where["x"][0].share == pytest.approx(n_de / len(prod))
+    summary = format_summary(cfg, out)
+    where = summary.split("where is the drift")[1]
+    assert where.splitlines()[1].strip().startswith("x: country=DE psi=")
+    html = (out.report_dir / "drift_report.html").read_text()
+    table = html.split('<table id="slices">')[1]
+    assert table.index("country=DE") < min(table.index(v) for v in ("country=US", "country=FR") if v in table)
+    # the metrics carry the slice in their key: one row per (slice value, column, statistic)
+    keys = [k for k in store.metrics if k[2] == "country" and k[3] == "DE" and k[4] == "x"]
+    assert keys and len(keys) == len({k[5] for k in keys})
+
+
+# --------------------------------------------------------------------------- pure: config, policy, ranking
+
+def _cfg(**extra):
+    from sparkdrift.core.config import parse_config
+
+    return parse_config({"monitor": "m", "baseline": {"table": "a.b.c"},
+                         "production": {"table": "a.b.d", "timestamp_column": "ts"},
+                         "features": {"numeric": ["x"]}, **extra}, "m.yaml")
+
+
+def test_slices_accept_a_column_or_an_expression_with_defaults():
+    cfg = _cfg(slices=["country", {"expr": "amount > 1000", "name": "large", "max_values": 2}])
+    assert [(s.expr, s.label, s.max_values) for s in cfg.slices] == [("country", "country", 10),
+                                                                     ("amount > 1000", "large", 2)]
+    assert cfg.policy.slice_min_rows == 500 and _cfg().slices == ()
+
+
+@pytest.mark.parametrize("slices, message", [
+    ([{"expr": "country", "max_values": 0}], r"m.yaml: slices\[0\]\.max_values: expected an integer >= 1"),
+    ([{"expr": "country", "cap": 3}], r"m.yaml: slices\[0\]\.cap: unknown key"),
+    ([{"name": "c"}], r"m.yaml: slices\[0\]\.expr: required key is missing"),
+    (["country", "country"], r"m.yaml: slices\[1\]: slice 'country' is listed twice"),
+    ([{"expr": "country", "name": "__all__"}], r"m.yaml: slices\[0\]\.name: expected letters"),
+    ("country", None),
+])
+def test_slice_config_errors_name_the_key(slices, message):
+    if message is None:  # a single string is a one-item list, as elsewhere in the config
+        assert [s.expr for s in _cfg(slices=slices).slices] == ["country"]
+        return
+    with pytest.raises(ConfigError, match=message):
+        _cfg(slices=slices)
+
+
+def _r(value, slice_="__all__", slice_value="__all__", rows=1000, floor=0.05, drifted=None, statistic="psi"):
+    from sparkdrift.core.results import DriftResult
+
+    return DriftResult("m", "b", T0, T0 + timedelta(days=1), "x", statistic, value, 0.2,
+                       value > 0.2 if drifted is None else drifted, window_rows=rows, noise_floor=floor,
+                       excess=value - floor, slice=slice_, slice_value=slice_value)
+
+
+def test_a_slice_breach_adds_a_rule_only_with_enough_rows_and_leaves_the_overall_rules_alone():
+    from sparkdrift.core.policy import evaluate
+
+    policy = _cfg(policy={"slice_min_rows": 300}).policy
+    overall = [_r(0.03)]
+    (plain,) = evaluate(policy, overall)
+    (small,) = evaluate(policy, overall + [_r(0.9, "country", "IT", rows=299)])
+    (big,) = evaluate(policy, overall + [_r(0.5, "country", "DE", rows=300)])
+    assert (plain.severity, plain.rules) == ("none", ())
+    assert (small.severity, small.rules) == ("none", ())  # 299 rows < slice_min_rows
+    assert big.rules == ("slice country=DE: x psi=0.5 (n=300)",) and big.severity == "minor"
+    assert (big.score, big.n_drifted, big.drifted) == (plain.score, plain.n_drifted, plain.drifted)
+
+
+def test_where_drift_ranks_slice_values_by_excess_with_their_share_of_rows():
+    from sparkdrift.core.slices import where_drift
+
+    rows = [_r(0.03, rows=4000), _r(0.25, "country", "FR", rows=1000, floor=0.2),
+            _r(0.6, "country", "DE", rows=400), _r(0.9, "country", "IT", rows=50), _r(0.01, "country", "US", rows=2550)]
+    (found,) = where_drift(rows, "psi", min_rows=100).values()
+    # counted breaches first (DE 0.55 past its floor, FR 0.05), then the rest by excess: IT has too few rows
+    assert [f.label for f in found] == ["country=DE", "country=FR", "country=IT", "country=US"]
+    assert [f.share for f in found[:2]] == [0.1, 0.25] and [f.counted for f in found] == [True, True, False, False]
+    assert where_drift([_r(0.03), _r(0.9, "country", "IT", rows=50)], "psi", 100) == {}
