@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from sparkdrift.actions import apply_actions
 from sparkdrift.core.config import MonitorConfig, parse_timestamp
-from sparkdrift.core.drift import alpha_per_test, drift_results, n_tests, slice_results
+from sparkdrift.core.drift import alpha_per_test, drift_results, n_tests, slice_alpha_per_test, slice_results
 from sparkdrift.core.performance import SLOT, performance_results
 from sparkdrift.core.policy import WindowDecision, evaluate, score_statistic, severity_rank
 from sparkdrift.core.quality import quality_results
@@ -286,7 +286,11 @@ def _budget_text(cfg: MonitorConfig, baseline) -> str:
     if level is None:
         return "off (fixed thresholds only)"
     n = n_tests(cfg, baseline)
-    return f"on: false-alarm budget {cfg.policy.false_alarm_rate:g} per window over {n} tests -> {level:.2g} per test"
+    text = f"on: false-alarm budget {cfg.policy.false_alarm_rate:g} per window over {n} tests -> {level:.2g} per test"
+    if baseline.slices:
+        text += (f"; slices: the same budget over {len(baseline.slices)} slice values -> "
+                 f"{slice_alpha_per_test(cfg, baseline):.2g} per test")
+    return text
 
 
 def _refresh_late_labels(spark, cfg: MonitorConfig, store: MonitorStore, baseline, prod: TableRead,

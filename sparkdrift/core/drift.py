@@ -71,6 +71,16 @@ def alpha_per_test(cfg: MonitorConfig, baseline: BaselineProfile) -> float | Non
     return per_test_level(cfg.policy.false_alarm_rate, n_tests(cfg, baseline))
 
 
+def slice_alpha_per_test(cfg: MonitorConfig, baseline: BaselineProfile) -> float | None:
+    """The per-test level of slice tests: the same false-alarm budget again, split over every slice value too.
+
+    Each slice value repeats every (column, statistic) test; at the overall
+    level, 3 slices of 12 values would make 36 times the chances to cry wolf.
+    """
+    level = alpha_per_test(cfg, baseline)
+    return None if level is None else level / max(1, len(baseline.slices))
+
+
 def compare(
     cfg: MonitorConfig,
     baseline_id: str,
@@ -170,12 +180,13 @@ def drift_results(
 def slice_results(
     cfg: MonitorConfig, baseline: BaselineProfile, windows: Sequence[WindowHistograms]
 ) -> list[DriftResult]:
-    """Each slice window against the same slice of the baseline (its own noise floor at its own size).
+    """Each slice window against the same slice of the baseline (its own noise floor at its own size,
+    at `slice_alpha_per_test`).
 
     Only the baseline reference: a slice's drift is judged against what that
     segment looked like, never against other segments or earlier windows.
     """
-    alpha = alpha_per_test(cfg, baseline)
+    alpha = slice_alpha_per_test(cfg, baseline)
     out: list[DriftResult] = []
     for w in windows:
         reference = baseline.slices.get((w.slice, w.slice_value), {})
