@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from sparkdrift.spark import histograms as H
 from sparkdrift.core.binning import bin_splits
-from sparkdrift.spark.counting import INVALID, MOMENTS, NAN, NULL, UNSEEN
+from sparkdrift.spark.counting import INVALID, MOMENTS, NAN, NULL, OVERALL, UNSEEN
 from sparkdrift.spark.selection import categorical_expr, numeric_expr, qcol
 from sparkdrift.spark.histograms import window_start_column
 from sparkdrift.core.windows import Windows
@@ -94,10 +94,10 @@ def count_windows_stack(
     per_window = entries.groupBy("window_us", "feature_idx").agg(
         F.lit(MOMENTS).alias("key"), F.lit(0).cast("long").alias("n"), *moments
     )
-    agg = per_key.unionByName(per_window)
+    agg = per_key.unionByName(per_window).withColumn("slice", F.lit(OVERALL).cast("long"))  # no slices here
     with H.sql_conf(df.sparkSession, **{"spark.sql.codegen.hugeMethodLimit": "8000"}):
         collected = H.Aggregate.collect(agg)
-    counted, null_ts = H.assemble(collected, profiles, windows)
+    counted, null_ts, _ = H.assemble(collected, profiles, windows)
     return H.CountResult(counted, null_ts)
 
 

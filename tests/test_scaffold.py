@@ -117,7 +117,7 @@ def test_init_writes_a_monitor_whose_jobs_run_unchanged(spark, tmp_path, monkeyp
 
     assert main(["init", "--baseline", base, "--production", prod, "--monitor", "churn"]) == 0
     out = capsys.readouterr().out
-    assert "wrote conf/churn.yaml: monitor churn, 1 numeric and 1 categorical features, windows of one quarter" in out
+    assert "wrote conf/churn.yaml: monitor churn, 1 numeric and 1 categorical features, windows of one week" in out
     assert "  sparkdrift baseline --config conf/churn.yaml\n  sparkdrift detect --config conf/churn.yaml" in out
     cfg = load_config("conf/churn.yaml")
     assert cfg.production.timestamp_column == "event_time" and cfg.id_column == "customer_id"
