@@ -245,6 +245,8 @@ def run_detect(
                 noise=outcome.noise,
                 windows=cut,
                 where=outcome.where,
+                actions=records,
+                retrain_synchronous=bool(cfg.actions.retrain and cfg.actions.retrain.synchronous),
             )
             run.log_artifacts(folder)
             outcome.report_dir = folder

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -250,3 +250,30 @@ def test_coarse_bin_labels_name_atoms_and_ranges():
         edges=(0.0, zero_plus, 1.0, 2.0, 25000.0), coarse=(0, 1, 3),
     )
     assert _coarse_labels(profile) == ["< 0", "= 0", "(0, 2)", "[2, 25,000]", "> 25,000"]
+
+
+def test_actions_section_says_what_was_sent_started_and_skipped(tmp_path):
+    from sparkdrift.core.planning import ActionRecord
+
+    t0 = datetime(2026, 1, 14, tzinfo=timezone.utc)
+    day = timedelta(days=1)
+    records = [
+        ActionRecord("m", t0, t0 + day, "severe", "r", "alert", "webhook", "https://hooks.example/***", "succeeded",
+                     "alert-1"),
+        ActionRecord("m", t0, t0 + day, "severe", "r", "retrain", "mlflow_project", "examples/retrain#main",
+                     "succeeded", "retrain-1", retrain_run_id="abc123"),
+        ActionRecord("m", t0 - day, t0, "moderate", "r", "retrain", "mlflow_project", "examples/retrain#main",
+                     "superseded", "retrain-0", error="a later window (2026-01-14T00:00:00Z) decides retraining"),
+    ]
+    write_report(tmp_path, monitor="m", run_id="r1", results=[], decisions=[], overlays={}, cost={}, actions=records)
+    html = (tmp_path / "drift_report.html").read_text()
+    section = html[html.index('<table id="actions">'):]
+    section = section[:section.index("</table>")]
+    rows = [r for r in section.split("<tr") if "<td>" in r]
+    # newest window first (alert, then retrain); an asynchronous retrain is "launched", never "succeeded"
+    assert "webhook" in rows[0] and "<td>succeeded</td>" in rows[0]
+    assert "<td>launched</td>" in rows[1] and "succeeded" not in rows[1]
+    assert "abc123" in section and "hooks.example/***" in section
+    assert "superseded" in rows[2] and "a later window (2026-01-14T00:00:00Z) decides retraining" in rows[2]
+    doc = json.loads((tmp_path / "drift_report.json").read_text())
+    assert [a["shown_status"] for a in doc["actions"]] == ["succeeded", "launched", "superseded"]

@@ -52,6 +52,13 @@ def iso(dt: datetime) -> str:
     return u.strftime("%Y-%m-%dT%H:%M:%S") + (f".{u.microsecond:06d}" if u.microsecond else "") + "Z"
 
 
+def shown_status(record: ActionRecord, synchronous: bool) -> str:
+    """The status as people read it: a retrain only started (asynchronous) is ``launched``, not ``succeeded``."""
+    if record.action == "retrain" and record.status == "succeeded" and not synchronous:
+        return "launched"
+    return record.status
+
+
 def dedup_key(monitor: str, window_start: datetime, action: str, severity: str) -> str:
     """Deterministic key of one breach's action: same window + action + severity, same key.
 

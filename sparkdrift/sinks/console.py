@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from sparkdrift.core.config import MonitorConfig
+from sparkdrift.core.planning import shown_status
 from sparkdrift.core.profile import BaselineProfile
 from sparkdrift.core.slices import SliceFinding
 
@@ -71,9 +72,9 @@ def format_summary(cfg: MonitorConfig, outcome) -> str:
         lines.append("  actions:")
         for a in outcome.actions:
             ran = f" -> run {a.retrain_run_id}" if getattr(a, "retrain_run_id", None) else ""
-            status = a.status
-            if a.action == "retrain" and status == "succeeded" and not (cfg.actions.retrain and cfg.actions.retrain.synchronous):
-                status = "launched (runs on its own; see its MLflow run)"
+            status = shown_status(a, bool(cfg.actions.retrain and cfg.actions.retrain.synchronous))
+            if status == "launched":
+                status += " (runs on its own; see its MLflow run)"
             lines.append(f"    {a.action} ({a.kind}) for {a.window_start:%Y-%m-%d %H:%M}: {status}{ran}")
     else:
         lines.append("  actions: none")

@@ -23,11 +23,12 @@ import re
 from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from sparkdrift.core.config import SEVERITIES
+from sparkdrift.core.planning import ActionRecord, shown_status
 from sparkdrift.core.profile import FeatureProfile, Histogram
 from sparkdrift.core.results import DriftResult
 from sparkdrift.core.slices import SliceFinding
@@ -330,6 +331,8 @@ def write_report(
     noise: str = "",
     windows: Windows | None = None,
     where: dict[str, list[SliceFinding]] | None = None,
+    actions: Sequence[ActionRecord] = (),
+    retrain_synchronous: bool = False,
 ) -> dict[str, Path]:
     """Write drift_report.json, drift_report.html and plots/*.png into ``folder``.
 
@@ -341,6 +344,7 @@ def write_report(
     ``windows``: the run's windows, for the charts' date axis (calendar months
     and quarters are named, not dated). ``where``: per drifted feature, its
     slice values ranked by contribution (`core.slices.where_drift`).
+    ``actions``: the run's action records (decided, sent, started, skipped).
     """
     folder = Path(folder)
     plots = folder / PLOTS_DIR
@@ -430,6 +434,8 @@ def write_report(
         "cost": _plain(dict(cost)),
         "plots": [c.file for c in charts],
         "slices": {f: [_plain(dataclasses.asdict(x)) for x in found] for f, found in (where or {}).items()},
+        "actions": [{**_plain(dataclasses.asdict(a)), "shown_status": shown_status(a, retrain_synchronous)}
+                    for a in actions],
     }
     json_path = folder / JSON_NAME
     json_path.write_text(json.dumps(doc, indent=1, allow_nan=False, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -437,11 +443,40 @@ def write_report(
 
     html_path = folder / HTML_NAME
     html_path.write_text(
-        _html(monitor, run_id, generated, results, decisions, charts, features, latest, cost, noise, where or {}),
+        _html(monitor, run_id, generated, results, decisions, charts, features, latest, cost, noise, where or {},
+              _actions_section(actions, retrain_synchronous)),
         encoding="utf-8"
     )
     written[HTML_NAME] = html_path
     return written
+
+
+_STATUS_NOTE = {
+    "succeeded": "done", "launched": "started; it runs on its own (see its run)", "failed": "failed",
+    "pending": "recorded before sending; not yet completed", "dry_run": "decided only (dry run)",
+    "skipped_cooldown": "skipped: within the cooldown", "superseded": "skipped: a later window decides",
+}
+
+
+def _actions_section(actions: Sequence[ActionRecord], synchronous: bool) -> str:
+    """What the policy's verdicts led to: each alert and retrain, its status and why."""
+    rows = ['<h2>Actions</h2>']
+    if not actions:
+        rows.append('<p class="muted">No action configured, or no window reached the severity that triggers one.</p>')
+        return "\n".join(rows)
+    rows.append('<table id="actions"><tr><th>window</th><th>action</th><th>via</th><th>target</th><th>status</th>'
+                "<th>run</th><th>detail</th></tr>")
+    for a in sorted(actions, key=lambda a: (-as_utc(a.window_start).timestamp(), a.action)):  # newest first
+        status = shown_status(a, synchronous)
+        cls = ' class="drift"' if status == "failed" else ""
+        rows.append(
+            f"<tr{cls}><td>{_esc(_window_text(a.window_start, a.window_end))}</td><td>{_esc(a.action)} "
+            f"({_esc(a.severity)})</td><td>{_esc(a.kind)}</td><td><code>{_esc(a.target)}</code></td>"
+            f"<td>{_esc(status)}</td><td>{_esc(a.retrain_run_id or '')}</td>"
+            f"<td>{_esc(a.error or _STATUS_NOTE.get(status, ''))}</td></tr>"
+        )
+    rows.append("</table>")
+    return "\n".join(rows)
 
 
 def _slices_section(where: dict[str, list[SliceFinding]], most: int = 5) -> str:
@@ -479,6 +514,7 @@ def _html(
     cost: dict[str, float],
     noise: str = "",
     where: dict[str, list[SliceFinding]] | None = None,
+    actions_html: str = "",
 ) -> str:
     drifted_by_window: dict[datetime, list[DriftResult]] = defaultdict(list)
     for r in results:
@@ -511,6 +547,8 @@ def _html(
         parts.append(f'<p class="meta" id="noise">Noise floors {_esc(noise)}.</p>')
     if where:
         parts.append(_slices_section(where))
+    if actions_html:
+        parts.append(actions_html)
     errors = [f"{_window_text(as_utc(d['window_start']))}: {e}" for d in decisions for e in d.get("errors") or ()]
     if errors:
         parts.append('<h2 class="drift">Statistics that could not be computed</h2><ul id="errors">')
