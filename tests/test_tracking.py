@@ -275,3 +275,24 @@ def test_run_urls_and_window_labels(monkeypatch):
     hours = (DAY0 + timedelta(hours=6), DAY0 + timedelta(hours=12))
     assert describe_windows(hours, Windows(seconds=3600)) == (6, "2026-01-08T06:00..2026-01-08T11:00")
     assert describe_windows(None, DAILY) == (0, "")
+
+
+def test_a_run_left_running_by_a_killed_job_is_closed_by_the_next(tracking_uri):
+    from mlflow import MlflowClient
+
+    cfg = _cfg(tracking_uri)
+    with _start(cfg):  # creates the experiment
+        pass
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(cfg.experiment_name).experiment_id
+    now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
+    tags = {"sparkdrift.monitor": "churn_model"}
+    killed = client.create_run(exp, start_time=now_ms - 25 * 3600 * 1000, tags=tags).info.run_id  # never closed
+    recent = client.create_run(exp, start_time=now_ms - 3600 * 1000, tags=tags).info.run_id  # maybe still working
+    other = client.create_run(exp, start_time=now_ms - 48 * 3600 * 1000, tags={"sparkdrift.monitor": "x"}).info.run_id
+    with _start(cfg) as run:
+        current = run.info.run_id
+    assert client.get_run(killed).info.status == "KILLED"
+    assert client.get_run(killed).data.tags["sparkdrift.error"] == f"left RUNNING by a killed job; closed by run {current}"
+    assert client.get_run(recent).info.status == "RUNNING" and client.get_run(other).info.status == "RUNNING"
+    assert client.get_run(current).info.status == "FINISHED"

@@ -74,6 +74,9 @@ MAX_KEY_LENGTH = 250
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: MLflow 3 opens an experiment in its GenAI view unless it is tagged as model development
+#: A run of this monitor still RUNNING after this long was left by a killed job (no detect run takes a day).
+STALE_RUN = timedelta(hours=24)
+
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 _BAD_KEY_CHARS = re.compile(r"[^\w.\- ]")
@@ -506,6 +509,7 @@ def start_run(
         yield NoOpRun(RunRef(None, None, name, cfg.mlflow.tracking_uri, None), cut, error=error)
         return
     run_id = run.info.run_id
+    _close_stale_runs(client, experiment_id, cfg.monitor, run_id)
 
     handle = DriftRun(
         client, RunRef(run_id, experiment_id, name, uri, run_url(uri, experiment_id, run_id)), cut
@@ -535,6 +539,30 @@ def start_run(
             client.set_terminated(run_id, status="FAILED" if handle.error else "FINISHED")
         except Exception:  # noqa: BLE001 - the next run's log shows the store is unreachable
             _log.warning("could not close MLflow run %s", run_id, exc_info=True)
+
+
+def _close_stale_runs(client: Any, experiment_id: str, monitor: str, current: str) -> None:
+    """Mark this monitor's runs left RUNNING by a killed job (older than `STALE_RUN`) as KILLED.
+
+    A job killed outright (SIGKILL, a lost driver) cannot close its run; the
+    next run does, so the UI never shows a run as in progress for ever.
+    """
+    cutoff = int((datetime.now(timezone.utc) - STALE_RUN).timestamp() * 1000)
+    try:
+        stale = client.search_runs(
+            [experiment_id],
+            f"attributes.status = 'RUNNING' and tags.`sparkdrift.monitor` = '{monitor}' "  # [A-Za-z0-9_.-]
+            f"and attributes.start_time < {cutoff}",
+            max_results=50,
+        )
+        for run in stale:
+            if run.info.run_id == current:
+                continue
+            client.set_tag(run.info.run_id, "sparkdrift.error", f"left RUNNING by a killed job; closed by run {current}")
+            client.set_terminated(run.info.run_id, status="KILLED")
+            _log.warning("MLflow run %s was left RUNNING by a killed job: marked KILLED", run.info.run_id)
+    except Exception as exc:  # noqa: BLE001 - housekeeping never blocks the verdict
+        _log.debug("could not look for stale MLflow runs: %s", exc)
 
 
 def _run_tags(cfg: MonitorConfig, job: str, window_range, baseline_id: str | None) -> dict[str, str]:
