@@ -140,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _not_py4j_retry(record: logging.LogRecord) -> bool:
+    """Drop py4j's note that it resent a command on a fresh connection (logged to the root logger, with a
+    traceback, although the command then succeeded); py4j's real failures are raised, not logged."""
+    return not (record.name == "root" and record.levelno < logging.WARNING and "py4j" in record.pathname)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -149,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_not_py4j_retry)
     if not args.verbose:  # Spark Connect's client logs every analysis error with its JVM trace; we say it in one line
         for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
             logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -178,3 +178,17 @@ def test_environment_references_are_expanded(tmp_path, monkeypatch):
     monkeypatch.delenv("CATALOG")
     with pytest.raises(ConfigError, match=r"env.yaml: environment variable CATALOG is not set"):
         load_config(cfg_file)
+
+
+def test_cli_logging_drops_py4j_resend_notes_but_keeps_everything_else(caplog):
+    import logging
+
+    from sparkdrift.cli import _not_py4j_retry
+
+    def record(name, level, path):
+        return logging.LogRecord(name, level, path, 1, "Exception while sending command.", None, None)
+
+    assert not _not_py4j_retry(record("root", logging.INFO, "/x/site-packages/py4j/java_gateway.py"))
+    assert _not_py4j_retry(record("root", logging.WARNING, "/x/site-packages/py4j/java_gateway.py"))
+    assert _not_py4j_retry(record("root", logging.INFO, "/x/sparkdrift/cli.py"))
+    assert _not_py4j_retry(record("sparkdrift.actions", logging.INFO, "/x/sparkdrift/actions/__init__.py"))
