@@ -12,7 +12,7 @@ from collections import Counter
 import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,12 +33,15 @@ from sparkdrift.spark.performance import label_horizon, labels_pass, performance
 from sparkdrift.spark.selection import try_cast
 from sparkdrift.spark.slicing import slice_columns
 from sparkdrift.store import DeltaStore, MonitorStore
-from sparkdrift.store.tables import TableRead, read_table, require_columns
+from sparkdrift.store.tables import TableRead, last_commit, read_table, require_columns
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 log = logging.getLogger("sparkdrift.detect")
+
+#: Delta commit times come from the storage's clock, ours from the driver's: this much apart counts as "maybe later".
+CLOCK_SKEW = timedelta(minutes=5)
 
 @dataclass
 class DetectOutcome:
@@ -304,6 +307,11 @@ def _refresh_late_labels(spark, cfg: MonitorConfig, store: MonitorStore, baselin
     """
     if not (cfg.label.table and cfg.prediction.columns):
         return 0
+    scored = store.last_written(baseline.baseline_id, SLOT)
+    if scored is not None and last_commit(spark, cfg.label.table) < scored - CLOCK_SKEW:
+        log.info("no label arrived since the performance was last computed (%s): nothing to re-score",
+                 naive_utc(scored))
+        return 0  # the labels join is the one read of production rows left in a run with no new window
     late = labels_pass(spark, cfg, prod.df, label_horizon(cfg, end), end)
     stored = {w.window_start: w.histograms.get(SLOT) for w in store.load_histograms(baseline.baseline_id)}
     changed = [w for w in late if stored.get(w.window_start) != w.histograms[SLOT]]

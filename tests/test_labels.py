@@ -50,7 +50,7 @@ def _config(tmp_path, monitor: str, max_delay: str):
     )
 
 
-def test_late_labels_update_the_earlier_window(spark, tmp_path):
+def test_late_labels_update_the_earlier_window(spark, tmp_path, monkeypatch):
     rng = np.random.default_rng(3)
     days = [_day(rng, d, d * N) for d in range(4)]
     schema = "id long, ts timestamp, x double, score double"
@@ -86,6 +86,14 @@ def test_late_labels_update_the_earlier_window(spark, tmp_path):
     table = read_output(spark, cfg.output_table("metrics")).filter("signal = 'performance'").collect()
     stored = {(r.window_start.day, r.statistic): r.value for r in table}
     assert stored[(3, "accuracy")] == pytest.approx(_exact(days[2][2], days[2][3])["accuracy"], abs=1e-12)
+
+    # no label since then: the labels join is not run again (commit times compared without a skew margin here)
+    from sparkdrift import detect
+
+    monkeypatch.setattr(detect, "CLOCK_SKEW", timedelta(0))
+    monkeypatch.setattr(detect, "labels_pass", lambda *a, **k: pytest.fail("the labels were joined again"))
+    fourth = run_detect(spark, cfg, as_of=DAY0 + timedelta(days=4, hours=4))
+    assert fourth.windows == [] and "refreshed" not in fourth.message
 
 
 def test_a_backfill_scores_every_labelled_window(spark, tmp_path):

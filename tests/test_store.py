@@ -94,6 +94,9 @@ def test_histograms_upsert_per_window_and_feature(store):
     last_two_before_day2 = store.load_histograms("b1", before=T0 + 2 * DAY, last=2)
     assert [w.window_start for w in last_two_before_day2] == [T0, T0 + DAY]
     assert [w.window_start for w in store.load_histograms("b1", last=1)] == [T0 + 2 * DAY]
+    written = store.last_written("b1", "plan")
+    assert written is not None and abs(written - datetime.now(timezone.utc)) < timedelta(minutes=5)
+    assert store.last_written("b1", "income") is None and store.last_written("b3", "age") is None
 
 
 def test_metrics_mark_progress_per_baseline(store):

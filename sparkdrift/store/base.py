@@ -93,6 +93,10 @@ class MonitorStore(ABC):
         """Upsert on (baseline id, window, slice, slice value, feature): a recomputed window replaces. Returns rows."""
 
     @abstractmethod
+    def last_written(self, baseline_id: str, feature: str) -> datetime | None:
+        """When a histogram of ``feature`` (overall) was last written: what later inputs can have changed."""
+
+    @abstractmethod
     def load_histograms(self, baseline_id: str, *, before: datetime | None = None,
                         last: int | None = None) -> list[WindowHistograms]:
         """Stored overall windows, oldest first; optionally only the ``last`` N starting before ``before``."""

@@ -251,6 +251,16 @@ class DeltaStore(MonitorStore):
         self._merge("histograms", rows, HISTOGRAM_SCHEMA, HISTOGRAM_KEYS)
         return len(rows)
 
+    def last_written(self, baseline_id: str, feature: str) -> datetime | None:
+        from pyspark.sql import functions as F
+
+        df = self._mine("histograms", baseline_id)
+        if df is None:
+            return None
+        overall = F.col("slice").isNull() | (F.col("slice") == F.lit(OVERALL))
+        row = df.filter((F.col("feature") == F.lit(feature)) & overall).agg(F.max("computed_at")).first()
+        return as_utc(row[0]) if row and row[0] is not None else None
+
     def load_histograms(self, baseline_id: str, *, before: datetime | None = None,
                         last: int | None = None) -> list[WindowHistograms]:
         from pyspark.sql import functions as F

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sparkdrift.core.planning import ActionRecord
 from sparkdrift.core.profile import BaselineProfile
@@ -26,6 +26,7 @@ class MemoryStore(MonitorStore):
         self.histograms: dict[tuple, WindowHistograms] = {}  # (baseline id, window start, slice, slice value)
         self.metrics: dict[tuple, tuple[DriftResult, str | None]] = {}
         self.actions: dict[str, ActionRecord] = {}
+        self.written: dict[tuple[str, str], datetime] = {}  # (baseline id, feature) -> last histogram write
 
     def where(self, table: str) -> str:
         return f"memory:{self.monitor}/{table}"
@@ -56,7 +57,13 @@ class MemoryStore(MonitorStore):
             self.histograms[key] = replace(w, window_start=as_utc(w.window_start), window_end=as_utc(w.window_end),
                                            histograms=merged)
             rows += len(w.histograms)
+            if is_overall(w.slice):
+                for feature in w.histograms:
+                    self.written[(baseline_id, feature)] = datetime.now(timezone.utc)
         return rows
+
+    def last_written(self, baseline_id: str, feature: str) -> datetime | None:
+        return self.written.get((baseline_id, feature))
 
     def load_histograms(self, baseline_id: str, *, before: datetime | None = None,
                         last: int | None = None) -> list[WindowHistograms]:

@@ -18,8 +18,10 @@ import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sparkdrift.core.windows import as_utc
 from sparkdrift.errors import TableError
 
 if TYPE_CHECKING:
@@ -131,6 +133,11 @@ def table_exists(spark: "SparkSession", ref: str) -> bool:
 def latest_version(spark: "SparkSession", ref: str) -> int:
     """The newest committed version of a Delta table."""
     return int(_history(spark, ref, 1).first()["version"])
+
+
+def last_commit(spark: "SparkSession", ref: str) -> datetime:
+    """When the newest version of a Delta table was committed (UTC)."""
+    return as_utc(_history(spark, ref, 1).first()["timestamp"])
 
 
 def version_at(spark: "SparkSession", ref: str, timestamp: str) -> int:
