@@ -14,6 +14,10 @@ class TableError(SparkDriftError):
     """A table is missing, empty, or lacks a column; the message names the table."""
 
 
+class ConcurrentRunError(TableError):
+    """Another run of the monitor kept committing to the same table: this run's write gave up, whole."""
+
+
 class BaselineError(SparkDriftError):
     """No usable baseline profile (missing, or not matching the config)."""
 

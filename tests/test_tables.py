@@ -109,3 +109,76 @@ def test_three_part_names_and_temp_views_are_dropped(spark):
     assert read_output(spark, "spark_catalog.sd_three.nothing_yet") is None
     views = [t.name for t in spark.catalog.listTables() if t.isTemporary]
     assert not [v for v in views if v.startswith("sparkdrift_merge_")], views
+
+
+def _slow(df, seconds: float):
+    """The same rows, produced only after ``seconds``: holds a MERGE between its snapshot and its commit."""
+    import time
+
+    from pyspark.sql import functions as F
+
+    pause = F.udf(lambda v: time.sleep(seconds) or v, "int")
+    return df.coalesce(1).withColumn("window", pause("window"))
+
+
+def _merge_concurrently(spark, target, caplog):
+    """Two writers MERGE disjoint rows into one table at once: Delta lets one commit and refuses the other."""
+    import threading
+    import time
+
+    first = spark.createDataFrame([("a", 1, 0.1), ("a", 2, 0.2)], "monitor string, window int, value double")
+    merge_rows(spark, first, target, ["monitor", "window"])  # the table exists; both writers read all of it
+    slow = _slow(spark.createDataFrame([("b", 1, 1.0)], first.schema), 6)
+    fast = spark.createDataFrame([("c", 1, 2.0)], first.schema)
+    errors: list[BaseException] = []
+
+    def write(df):
+        try:
+            merge_rows(spark, df, target, ["monitor", "window"])
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(slow,)), threading.Thread(target=write, args=(fast,))]
+    threads[0].start()
+    time.sleep(1.5)  # the slow writer has its snapshot; the fast one commits while it is still reading
+    threads[1].start()
+    for t in threads:
+        t.join(120)
+    return errors
+
+
+def test_concurrent_writers_both_land_once(spark, tmp_path, caplog):
+    target = str(tmp_path / "out")
+    with caplog.at_level("INFO", logger="sparkdrift.store"):
+        errors = _merge_concurrently(spark, target, caplog)
+    assert errors == []
+    rows = sorted(tuple(r) for r in read_output(spark, target).collect())
+    assert rows == [("a", 1, 0.1), ("a", 2, 0.2), ("b", 1, 1.0), ("c", 1, 2.0)]
+    # the conflict really happened and was retried (not two writers that merely took turns)
+    assert any("another writer committed first" in r.getMessage() for r in caplog.records)
+
+
+def test_a_conflict_that_outlasts_the_retries_is_one_line_and_writes_nothing(spark, tmp_path, caplog, monkeypatch):
+    from sparkdrift.errors import ConcurrentRunError
+    from sparkdrift.store import tables
+
+    monkeypatch.setattr(tables, "CONFLICT_ATTEMPTS", 1)
+    target = str(tmp_path / "out")
+    errors = _merge_concurrently(spark, target, caplog)
+    assert len(errors) == 1 and isinstance(errors[0], ConcurrentRunError)
+    message = str(errors[0])
+    assert "\n" not in message and message.startswith(f"table {target}: another run kept writing it")
+    rows = sorted(tuple(r) for r in read_output(spark, target).collect())
+    # the winner's row landed; the loser's commit never happened, whole
+    assert rows in ([("a", 1, 0.1), ("a", 2, 0.2), ("c", 1, 2.0)], [("a", 1, 0.1), ("a", 2, 0.2), ("b", 1, 1.0)])
+
+
+def test_an_output_location_that_cannot_be_written_is_one_line(spark, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    df = spark.createDataFrame([("m", 1, 0.5)], "monitor string, window int, value double")
+    with pytest.raises(TableError) as err:
+        merge_rows(spark, df, str(blocker / "out"), ["monitor", "window"])
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"table {blocker / 'out'}: cannot write (") and "writable" in message

@@ -14,7 +14,11 @@ applied as a predicate.
 """
 from __future__ import annotations
 
+import logging
 import os
+import random
+import re
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,10 +26,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sparkdrift.core.windows import as_utc
-from sparkdrift.errors import TableError
+from sparkdrift.errors import ConcurrentRunError, TableError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+_log = logging.getLogger("sparkdrift.store")
 
 
 def is_path(ref: str) -> bool:
@@ -93,7 +99,9 @@ def sql_name(ref: str) -> str:
 
 
 def _message(exc: Exception) -> str:
-    text = getattr(exc, "desc", None) or str(exc)
+    """The first line of what Spark said (a raw py4j error's own first line only names the call)."""
+    java = getattr(exc, "java_exception", None)
+    text = (str(java.toString()) if java is not None else None) or getattr(exc, "desc", None) or str(exc)
     return (text.strip().splitlines() or [type(exc).__name__])[0]
 
 
@@ -194,6 +202,18 @@ def require_columns(read: TableRead, columns: list[str]) -> None:
         )
 
 
+#: Delta's optimistic-concurrency conflicts (another writer committed first): retrying the write is safe.
+_CONFLICT = re.compile(
+    r"Concurrent\w*Exception|MetadataChangedException|ProtocolChangedException"
+    r"|DELTA_CONCURRENT_\w+|DELTA_METADATA_CHANGED|DELTA_PROTOCOL_CHANGED"
+)
+#: Another writer created the table between our existence check and our create.
+_CREATED_MEANWHILE = re.compile(r"DELTA_PATH_EXISTS|TABLE_OR_VIEW_ALREADY_EXISTS|already exists", re.IGNORECASE)
+#: Attempts of one write under conflicts, and the first pause (doubled each time, with jitter).
+CONFLICT_ATTEMPTS = 6
+CONFLICT_PAUSE_SECONDS = 0.5
+
+
 def merge_rows(spark: "SparkSession", df: "DataFrame", target: str, keys: list[str],
                defaults: Mapping[str, str] | None = None) -> None:
     """Upsert ``df`` into ``target`` on ``keys``: one atomic Delta commit, rerun-safe.
@@ -204,7 +224,47 @@ def merge_rows(spark: "SparkSession", df: "DataFrame", target: str, keys: list[s
     a uniquely named temporary view, dropped afterwards. ``defaults``: the
     value existing rows get in a column added now (a new key column must
     match the rows written before it, or a rerun would duplicate them).
+
+    Another run writing the same table at the same moment makes Delta refuse
+    one of the commits; since the write is an idempotent upsert it is simply
+    redone (backing off), and only a conflict that outlasts every attempt is
+    an error. Any other failure (e.g. a read-only location) is a `TableError`
+    naming the table; the table is as before the write, never half-written.
     """
+    for attempt in range(CONFLICT_ATTEMPTS):
+        try:
+            _merge_once(spark, df, target, keys, defaults)
+            return
+        except _spark_errors() as exc:  # what Spark raised, classic or Connect; our own errors pass through
+            text = f"{type(exc).__name__}: {exc}"
+            retry = _CONFLICT.search(text) or _CREATED_MEANWHILE.search(text)
+            if not retry:
+                raise TableError(f"table {target}: cannot write ({_message(exc)}); "
+                                 "check that the output location exists and is writable") from exc
+            if attempt == CONFLICT_ATTEMPTS - 1:
+                raise ConcurrentRunError(
+                    f"table {target}: another run kept writing it at the same time ({retry.group(0)}, "
+                    f"{CONFLICT_ATTEMPTS} attempts); nothing was half-written, rerun when it has finished"
+                ) from exc
+            pause = CONFLICT_PAUSE_SECONDS * 2 ** attempt * (1 + random.random())
+            _log.info("table %s: %s, another writer committed first; retrying in %.1f s",
+                      target, retry.group(0), pause)
+            time.sleep(pause)
+
+
+def _spark_errors() -> tuple[type[BaseException], ...]:
+    """Spark's own exceptions: pyspark's, and a JVM exception py4j hands over unconverted (e.g. Delta's conflicts)."""
+    from pyspark.errors import PySparkException
+
+    try:
+        from py4j.protocol import Py4JJavaError
+    except ImportError:  # the Spark Connect client alone has no py4j
+        return (PySparkException,)
+    return (PySparkException, Py4JJavaError)
+
+
+def _merge_once(spark: "SparkSession", df: "DataFrame", target: str, keys: list[str],
+                defaults: Mapping[str, str] | None) -> None:
     if not table_exists(spark, target):
         writer = df.write.format("delta").mode("error")
         if is_path(target):
