@@ -277,8 +277,19 @@ def test_run_urls_and_window_labels(monkeypatch):
     assert describe_windows(None, DAILY) == (0, "")
 
 
+def _dead_pid() -> int:
+    """The id of a process that has just exited (and been reaped) on this host."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 def test_a_run_left_running_by_a_killed_job_is_closed_by_the_next(tracking_uri):
-    from mlflow import MlflowClient
+    import os
+    import socket
 
     cfg = _cfg(tracking_uri)
     with _start(cfg):  # creates the experiment
@@ -286,13 +297,51 @@ def test_a_run_left_running_by_a_killed_job_is_closed_by_the_next(tracking_uri):
     client = MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(cfg.experiment_name).experiment_id
     now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
-    tags = {"sparkdrift.monitor": "churn_model"}
-    killed = client.create_run(exp, start_time=now_ms - 25 * 3600 * 1000, tags=tags).info.run_id  # never closed
-    recent = client.create_run(exp, start_time=now_ms - 3600 * 1000, tags=tags).info.run_id  # maybe still working
-    other = client.create_run(exp, start_time=now_ms - 48 * 3600 * 1000, tags={"sparkdrift.monitor": "x"}).info.run_id
+    here = {"sparkdrift.monitor": "churn_model", "sparkdrift.host": socket.gethostname()}
+    elsewhere = {"sparkdrift.monitor": "churn_model", "sparkdrift.host": "another-driver", "sparkdrift.pid": "1"}
+
+    def running(age_hours: float, tags: dict) -> str:
+        return client.create_run(exp, start_time=now_ms - int(age_hours * 3600 * 1000), tags=tags).info.run_id
+
+    old = running(25, elsewhere)  # never closed, over a day ago, on another driver
+    recent = running(1, elsewhere)  # maybe still working on another driver
+    orphan = running(0.01, {**here, "sparkdrift.pid": str(_dead_pid())})  # killed a moment ago on this host
+    alive = running(0.01, {**here, "sparkdrift.pid": str(os.getpid())})  # a live process here: not ours to close
+    other = running(48, {"sparkdrift.monitor": "x"})
     with _start(cfg) as run:
         current = run.info.run_id
-    assert client.get_run(killed).info.status == "KILLED"
-    assert client.get_run(killed).data.tags["sparkdrift.error"] == f"left RUNNING by a killed job; closed by run {current}"
-    assert client.get_run(recent).info.status == "RUNNING" and client.get_run(other).info.status == "RUNNING"
+    for killed, why in ((old, "RUNNING for over 1 day, 0:00:00"), (orphan, "its process is gone")):
+        assert client.get_run(killed).info.status == "KILLED"
+        assert client.get_run(killed).data.tags["sparkdrift.error"] == (
+            f"left RUNNING by a killed job ({why}); closed by run {current}")
+    assert [client.get_run(r).info.status for r in (recent, alive, other)] == ["RUNNING"] * 3
     assert client.get_run(current).info.status == "FINISHED"
+    assert client.get_run(current).data.tags["sparkdrift.pid"] == str(os.getpid())
+
+
+def test_a_sqlite_store_killed_while_being_created_never_blocks_later_runs(tmp_path):
+    """SIGKILL at several moments of creating the store: afterwards it is absent or whole, and a run works."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    create = f"from sparkdrift.sinks.tracking import _create_sqlite_store; _create_sqlite_store({uri!r})"
+    for delay in (1.0, 2.5, 4.0, 5.5, 7.0):  # creating takes ~2-7 s: import, then ~50 schema migrations
+        child = subprocess.Popen([sys.executable, "-c", create])
+        time.sleep(delay)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        if db.exists():  # finished before the kill: a whole store, with MLflow's default experiment
+            with sqlite3.connect(db) as con:  # (not MlflowClient: it caches its engine per URI, file unlinked next)
+                assert con.execute("SELECT name FROM experiments").fetchall() == [("Default",)]
+            db.unlink()
+    cfg = _cfg(uri)
+    with _start(cfg) as run:
+        run_id = run.info.run_id
+    assert MlflowClient(uri).get_run(run_id).info.status == "FINISHED"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]  # killed creators' files cleared

@@ -32,6 +32,8 @@ import numbers
 import os
 import functools
 import re
+import socket
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -220,13 +222,19 @@ def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
     (MLflow's default for a SQLite store is ``./mlruns`` under whatever folder
     the job happened to start in.) Other stores choose their own location.
     """
+    db = _sqlite_file(tracking_uri)
+    if db is None:
+        return None
+    folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment).strip("._") or "experiment"
+    return (db.parent / "mlartifacts" / folder).as_uri()
+
+
+def _sqlite_file(tracking_uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI (None for other stores and in-memory SQLite)."""
     if not tracking_uri.startswith("sqlite:///"):
         return None
     db = unquote(tracking_uri[len("sqlite:///") :].split("?", 1)[0])
-    if not db or db == ":memory:":
-        return None
-    folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment).strip("._") or "experiment"
-    return (Path(db).resolve().parent / "mlartifacts" / folder).as_uri()
+    return Path(db).resolve() if db and db != ":memory:" else None
 
 
 def experiment_name(cfg: MonitorConfig, tracking_uri: str | None) -> str:
@@ -500,6 +508,7 @@ def start_run(
     _bound_http(cfg)
     try:
         uri = resolve_tracking_uri(cfg)
+        _create_sqlite_store(uri)
         client = MlflowClient(uri)
         experiment_id = _experiment_id(client, experiment_name(cfg, uri), uri)
         run = client.create_run(experiment_id, tags=_run_tags(cfg, job, window_range, baseline_id), run_name=name)
@@ -542,27 +551,75 @@ def start_run(
 
 
 def _close_stale_runs(client: Any, experiment_id: str, monitor: str, current: str) -> None:
-    """Mark this monitor's runs left RUNNING by a killed job (older than `STALE_RUN`) as KILLED.
+    """Mark this monitor's runs left RUNNING by a killed job as KILLED.
 
     A job killed outright (SIGKILL, a lost driver) cannot close its run; the
-    next run does, so the UI never shows a run as in progress for ever.
+    next run does, so the UI never shows a run as in progress for ever. A run
+    started on this host by a process that no longer exists is closed at once;
+    one from elsewhere (another cluster's driver) once it is older than
+    `STALE_RUN`, since no detect run takes a day.
     """
     cutoff = int((datetime.now(timezone.utc) - STALE_RUN).timestamp() * 1000)
+    host = socket.gethostname()
     try:
-        stale = client.search_runs(
+        running = client.search_runs(
             [experiment_id],
-            f"attributes.status = 'RUNNING' and tags.`sparkdrift.monitor` = '{monitor}' "  # [A-Za-z0-9_.-]
-            f"and attributes.start_time < {cutoff}",
-            max_results=50,
+            f"attributes.status = 'RUNNING' and tags.`sparkdrift.monitor` = '{monitor}'",  # [A-Za-z0-9_.-]
+            max_results=200,
         )
-        for run in stale:
-            if run.info.run_id == current:
+        for run in running:
+            tags = run.data.tags
+            orphan = tags.get("sparkdrift.host") == host and not _process_alive(tags.get("sparkdrift.pid"))
+            if run.info.run_id == current or not (orphan or run.info.start_time < cutoff):
                 continue
-            client.set_tag(run.info.run_id, "sparkdrift.error", f"left RUNNING by a killed job; closed by run {current}")
+            why = "its process is gone" if orphan else f"RUNNING for over {STALE_RUN}"
+            client.set_tag(run.info.run_id, "sparkdrift.error", f"left RUNNING by a killed job ({why}); "
+                                                                  f"closed by run {current}")
             client.set_terminated(run.info.run_id, status="KILLED")
-            _log.warning("MLflow run %s was left RUNNING by a killed job: marked KILLED", run.info.run_id)
+            _log.warning("MLflow run %s was left RUNNING by a killed job (%s): marked KILLED", run.info.run_id, why)
     except Exception as exc:  # noqa: BLE001 - housekeeping never blocks the verdict
         _log.debug("could not look for stale MLflow runs: %s", exc)
+
+
+def _process_alive(pid: str | None) -> bool:
+    """Whether a process of this id runs on this host (unknown counts as alive: never close a live run)."""
+    try:
+        os.kill(int(pid or ""), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, OSError):  # no pid tag; or it exists, owned by another user
+        return True
+    return True
+
+
+def _create_sqlite_store(tracking_uri: str) -> None:
+    """Create a local SQLite store whole or not at all.
+
+    MLflow builds a new store with a few dozen schema migrations; a job killed
+    half-way used to leave a file every later run failed on ("table ... already
+    exists"). The schema is built in a private file next to it and linked into
+    place only when complete (``os.link`` fails if another job won the race,
+    whose store is then used).
+    """
+    db = _sqlite_file(tracking_uri)
+    if db is None or db.exists():
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    for left in db.parent.glob(f".{db.name}.*.partial*"):  # (and journals) of creators killed before they finished
+        if not _process_alive(left.name.split(".")[-3]):
+            left.unlink(missing_ok=True)
+    partial = db.with_name(f".{db.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        store = SqlAlchemyStore(f"sqlite:///{partial}", (db.parent / "mlartifacts").as_uri())
+        store.engine.dispose()
+        try:
+            os.link(partial, db)
+        except FileExistsError:
+            pass  # created meanwhile by another run, whole by the same rule
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _run_tags(cfg: MonitorConfig, job: str, window_range, baseline_id: str | None) -> dict[str, str]:
@@ -575,6 +632,9 @@ def _run_tags(cfg: MonitorConfig, job: str, window_range, baseline_id: str | Non
         "sparkdrift.windows": f"{count} ({label})" if count else "0",
         "sparkdrift.granularity": cfg.production.granularity,
         "sparkdrift.config_hash": cfg.config_hash(),
+        # who runs it: the next run closes this one if it is left RUNNING by a process that is gone
+        "sparkdrift.host": socket.gethostname(),
+        "sparkdrift.pid": str(os.getpid()),
     }
     if window_range is not None:
         tags["sparkdrift.window_start"] = as_utc(window_range[0]).isoformat()
