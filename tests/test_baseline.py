@@ -379,6 +379,16 @@ def test_missing_table_column_and_empty_table_are_named(spark, source, tmp_path)
     empty = _cfg(path, out, baseline={"table": path, "filter": "i > 100"})
     with pytest.raises(TableError, match=f"table {path}: no rows to build a baseline from .*filter 'i > 100'"):
         build_baseline(spark, empty)
+    # a handful of rows is not a baseline: refused with the count and the key, not profiled into all-severe windows
+    few = "x > 19 AND NOT isnan(x)"
+    n = sum(1 for r in source[1] if r[0] is not None and not math.isnan(r[0]) and r[0] > 19)
+    assert 0 < n < 100
+    with pytest.raises(TableError) as err:
+        build_baseline(spark, _cfg(path, out, baseline={"table": path, "filter": few}))
+    assert str(err.value) == (
+        f"table {path}: {n} rows ({path} version 0, filter {few!r}), fewer than baseline.min_rows = 100: too few "
+        "to place quantile bins on or to compare windows with; use more rows (or lower baseline.min_rows)")
+    assert build_baseline(spark, _cfg(path, out, baseline={"table": path, "filter": few, "min_rows": n})).features
 
 
 def test_load_without_a_stored_baseline_says_what_to_run(spark, source, tmp_path):

@@ -167,6 +167,9 @@ class TableSource:
     timestamp: str | None = _c(_timestamp, "Delta timestamp to read, e.g. '2026-01-31 00:00:00'", None)
     filter: str | None = _c(None, "SQL predicate applied to the rows read", None)
     sample_fraction: float | None = _c(_frac, "read a random fraction of the rows", None)
+    min_rows: int = _c(
+        _min(1), "refuse a baseline with fewer rows than this (after filter and sampling): too few to place "
+        "quantile bins on or compare windows with", 100)
 
 
 @dataclass(frozen=True)

@@ -87,10 +87,11 @@ def profile_config_hash(cfg: "MonitorConfig") -> str:
     ``baseline.version``/``baseline.timestamp`` are left out: they only choose
     the Delta version, and the version actually read is part of the id, so
     pinning the version that is also the latest gives the same id.
+    ``baseline.min_rows`` only accepts or refuses a profile, never changes one.
     """
     plain = cfg.to_dict()
     shaped = {k: plain[k] for k in PROFILE_SECTIONS}
-    shaped["baseline"] = {k: v for k, v in shaped["baseline"].items() if k not in ("version", "timestamp")}
+    shaped["baseline"] = {k: v for k, v in shaped["baseline"].items() if k not in ("version", "timestamp", "min_rows")}
     shaped["production.timestamp_column"] = cfg.production.timestamp_column
     shaped["label.column"] = cfg.label.column
     shaped["label.positive"] = cfg.label.positive
@@ -444,6 +445,11 @@ def build_baseline(spark: "SparkSession", cfg: "MonitorConfig") -> BaselineProfi
     row_count, stats, top = _scan_moments(df, numeric, [sl.max_values for sl in cfg.slices])
     if row_count == 0:
         raise TableError(f"table {read.table}: no rows to build a baseline from ({_describe_read(cfg, read)})")
+    if row_count < cfg.baseline.min_rows:
+        raise TableError(
+            f"table {read.table}: {row_count} rows ({_describe_read(cfg, read)}), fewer than baseline.min_rows = "
+            f"{cfg.baseline.min_rows}: too few to place quantile bins on or to compare windows with; "
+            "use more rows (or lower baseline.min_rows)")
     fraction = _quantile_fraction(row_count, b.quantile_sample_rows)
     if numeric:
         log.info(
