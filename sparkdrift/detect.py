@@ -28,7 +28,7 @@ from sparkdrift.core.windows import WindowHistograms, as_utc, fill_empty_windows
 from sparkdrift.errors import TableError
 from sparkdrift.sinks import report, tracking
 from sparkdrift.spark.cost import CostMeter
-from sparkdrift.spark.histograms import check_columns, count_windows, time_range_filter
+from sparkdrift.spark.histograms import check_columns, count_windows, time_range_filter, window_row_counts
 from sparkdrift.spark.performance import label_horizon, labels_pass, performance_slots
 from sparkdrift.spark.selection import try_cast
 from sparkdrift.spark.slicing import slice_columns
@@ -142,6 +142,16 @@ def run_detect(
             require_columns(prod, [cfg.production.timestamp_column])
             done = store.last_checked_window(baseline.baseline_id)
             start, end = plan_range(done, cfg, as_of)
+        late: list[LateWindow] = []
+        if start is not None and done is not None:
+            with meter.stage("late_rows"):
+                late = late_windows(spark, cfg, store, baseline, prod, start)
+            for w in late:
+                log.warning("window %s of %s had %d rows when computed and has %d now (rows arrived after its "
+                            "lateness, or were removed): recomputed", naive_utc(w.start), cfg.production.table,
+                            w.rows_then, w.rows_now)
+            if late:
+                start = min(start, late[0].start)  # every window from the first changed one is recounted
         if start is not None and start >= end:
             message = (f"no new complete windows: next window ends after {naive_utc(end)} + lateness "
                        f"{cfg.production.lateness}")
@@ -224,7 +234,7 @@ def run_detect(
             with meter.stage("write_metrics"):
                 store.write_metrics(results, run_id)
             outcome = DetectOutcome(
-                message=f"{len(windows)} windows checked",
+                message=f"{len(windows)} windows checked" + (f"; {_late_text(late)}" if late else ""),
                 windows=windows, results=results, decisions=decisions, actions=records, run_id=run_id,
                 run_url=run.info.url, baseline_id=baseline.baseline_id, null_timestamps=counted.null_timestamps,
                 noise=_budget_text(cfg, baseline),
@@ -260,11 +270,55 @@ def run_detect(
                 "sparkdrift.null_timestamps": str(counted.null_timestamps),
                 "sparkdrift.noise_floor": _budget_text(cfg, baseline),
                 "sparkdrift.errors": str(sum(len(d.errors) for d in decisions)),
+                "sparkdrift.late_windows": str(len(late)),
             })
             outcome.mlflow_error = run.error
         return outcome
     finally:
         meter.close()
+
+
+@dataclass(frozen=True)
+class LateWindow:
+    """A stored window whose row count in the table changed after it was computed."""
+
+    start: datetime
+    rows_then: int
+    rows_now: int
+
+
+def late_windows(spark, cfg: MonitorConfig, store: MonitorStore, baseline, prod: TableRead,
+                 start: datetime) -> list[LateWindow]:
+    """Stored windows before ``start``, ending within ``production.late_check``, whose rows changed; oldest first.
+
+    Rows that arrive after a window's lateness would otherwise leave it stale
+    for ever. Only a table with a commit since the windows were written can
+    have changed (Delta's commit time; if in doubt, it is checked), and then
+    one aggregate over the timestamp column recounts the recent windows.
+    """
+    span = cfg.production.late_check.delta
+    if not span or not baseline.features:
+        return []
+    written = store.last_written(baseline.baseline_id, next(iter(baseline.features)))
+    if written is None or last_commit(spark, cfg.production.table) < written - CLOCK_SKEW:
+        return []
+    cut = cfg.production.granularity.windows
+    first = cut.start(start - span)
+    n, t = 0, first
+    while t < start:
+        n, t = n + 1, cut.shift(t, 1)
+    stored = [w for w in store.load_histograms(baseline.baseline_id, before=start, last=n) if w.window_start >= first]
+    if not stored:
+        return []
+    now = window_row_counts(prod.df, cfg.production.timestamp_column, cut, stored[0].window_start, start)
+    return [LateWindow(w.window_start, w.rows, now.get(w.window_start, 0))
+            for w in stored if now.get(w.window_start, 0) != w.rows]
+
+
+def _late_text(late: list[LateWindow]) -> str:
+    shown = ", ".join(f"{naive_utc(w.start):%Y-%m-%d %H:%M} {w.rows_then}->{w.rows_now} rows" for w in late[:3])
+    more = f" and {len(late) - 3} more" if len(late) > 3 else ""
+    return f"{len(late)} earlier windows changed after they were computed ({shown}{more}): recomputed"
 
 
 def tracked_results(results: list[DriftResult], min_rows: int, most: int) -> list[DriftResult]:

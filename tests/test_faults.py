@@ -122,6 +122,45 @@ def test_null_timestamps_are_counted_and_an_outage_is_a_flagged_window(spark, tm
     assert stored and all(r["rows"] == 0 for r in stored)
 
 
+def test_rows_that_arrive_after_a_window_was_computed_are_found_and_the_window_recomputed(spark, tmp_path):
+    """500 shifted rows land in day 1 two days late: the next run says so, recounts it and changes its verdict."""
+    rng = np.random.default_rng(11)
+    spark.createDataFrame([(float(x),) for x in rng.normal(0, 1, 3000)], "x double").write.format("delta").save(
+        str(tmp_path / "train"))
+
+    def day_rows(d: int, n: int, mean: float) -> list[tuple]:
+        return [((DAY0 + timedelta(days=d, seconds=int(s))).replace(tzinfo=None), float(x))
+                for s, x in zip(rng.integers(0, 86400, n), rng.normal(mean, 1, n))]
+
+    log = str(tmp_path / "log")
+    days = [day_rows(d, 2000, 0.0) for d in range(3)]
+    spark.createDataFrame([r for rows in days for r in rows], "ts timestamp, x double").write.format("delta").save(log)
+    cfg = parse_config({**_config(tmp_path), "mlflow": {"enabled": False}, "actions": {}}, "faults.yaml")
+    DeltaStore.of(spark, cfg).save_profile(build_baseline(spark, cfg))
+    as_of = DAY0 + timedelta(days=3, hours=2)
+    first = run_detect(spark, cfg, as_of=as_of)
+    assert [w.rows for w in first.windows] == [2000, 2000, 2000]
+    assert all(d.severity == "none" for d in first.decisions)
+
+    late = day_rows(1, 500, 3.0)  # past the 1 h lateness of day 1, which was already computed
+    spark.createDataFrame(late, "ts timestamp, x double").write.format("delta").mode("append").save(log)
+    second = run_detect(spark, cfg, as_of=as_of)
+    assert "1 earlier windows changed after they were computed (2026-04-02 00:00 2000->2500 rows): recomputed" \
+        in second.message
+    assert [(w.window_start.day, w.rows) for w in second.windows] == [(2, 2500), (3, 2000)]
+    by_day = {d.window_start.day: d for d in second.decisions}
+    assert by_day[2].severity != "none" and "x" in by_day[2].drifted and "x" not in by_day[3].drifted
+    # the stored window is the recount: its bins hold exactly the rows of that day, late ones included
+    stored = DeltaStore.of(spark, cfg).load_histograms(first.baseline_id)
+    day1 = [w for w in stored if w.window_start.day == 2][0]
+    x = day1.histograms["x"]
+    assert day1.rows == 2500 and int(x.counts.sum()) + x.underflow + x.overflow == 2500
+    assert x.value_sum == pytest.approx(sum(v for _, v in days[1] + late), rel=1e-9)
+
+    third = run_detect(spark, cfg, as_of=as_of)  # nothing changed since: nothing recounted, nothing written
+    assert third.message.startswith("no new complete windows") and third.windows == []
+
+
 class _Crash(Exception):
     pass
 

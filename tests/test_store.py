@@ -15,6 +15,7 @@ import pytest
 from sparkdrift.core.planning import ActionRecord
 from sparkdrift.core.profile import BaselineProfile, Histogram
 from sparkdrift.core.results import DriftResult
+from sparkdrift.core.performance import SLOT
 from sparkdrift.core.windows import WindowHistograms
 from sparkdrift.errors import BaselineError
 from sparkdrift.store import DeltaStore, MemoryStore
@@ -97,6 +98,9 @@ def test_histograms_upsert_per_window_and_feature(store):
     written = store.last_written("b1", "plan")
     assert written is not None and abs(written - datetime.now(timezone.utc)) < timedelta(minutes=5)
     assert store.last_written("b1", "income") is None and store.last_written("b3", "age") is None
+    # the performance slot counts only the labelled rows: the window's row count stays its columns' count
+    store.write_histograms("b1", [_window(2, 1, features=(SLOT,))], 7)
+    assert [w.rows for w in store.load_histograms("b1", last=1)] == [9]
 
 
 def test_metrics_mark_progress_per_baseline(store):

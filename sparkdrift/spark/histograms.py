@@ -381,6 +381,16 @@ def count_windows(
     return CountResult(counted, null_ts, scan, sliced)
 
 
+def window_row_counts(df: "DataFrame", ts_column: str, windows: Windows, start: datetime,
+                      end: datetime) -> dict[datetime, int]:
+    """Rows per window in [start, end): one aggregate over the timestamp column alone (Delta prunes by its stats)."""
+    from pyspark.sql import functions as F
+
+    start_us = F.unix_micros(window_start_column(try_cast(ts_column, "timestamp"), windows))  # no session time zone
+    counted = df.filter(time_range_filter(ts_column, start, end)).groupBy(start_us.alias("w")).count().collect()
+    return {datetime.fromtimestamp(r["w"] / 1_000_000, tz=timezone.utc): int(r["count"]) for r in counted}
+
+
 def time_range_filter(ts_column: str, start: datetime | None, end: datetime | None) -> "Column":
     """A pushed-down predicate ``start <= ts < end`` (either side optional).
 

@@ -99,7 +99,11 @@ class MonitorStore(ABC):
     @abstractmethod
     def load_histograms(self, baseline_id: str, *, before: datetime | None = None,
                         last: int | None = None) -> list[WindowHistograms]:
-        """Stored overall windows, oldest first; optionally only the ``last`` N starting before ``before``."""
+        """Stored overall windows, oldest first; optionally only the ``last`` N starting before ``before``.
+
+        A window's ``rows`` are its columns' row count: the performance slot,
+        written later from labelled rows only, never stands for the window.
+        """
 
     # ----------------------------------------------------------------- metrics
 

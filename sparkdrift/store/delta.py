@@ -22,6 +22,7 @@ from dataclasses import fields
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from sparkdrift.core.performance import SLOT
 from sparkdrift.core.planning import ActionRecord
 from sparkdrift.core.profile import BaselineProfile, FeatureProfile, Histogram
 from sparkdrift.core.results import DriftResult
@@ -283,7 +284,8 @@ class DeltaStore(MonitorStore):
         for r in df.collect():
             d = r.asDict()
             by_window[d["window_start"]][d["feature"]] = Histogram.from_dict(d)
-            meta[d["window_start"]] = (d["window_end"], d["rows"])
+            if d["feature"] != SLOT or d["window_start"] not in meta:  # see MonitorStore.load_histograms
+                meta[d["window_start"]] = (d["window_end"], d["rows"])
         return [WindowHistograms(as_utc(s), as_utc(meta[s][0]), int(meta[s][1]), by_window[s])
                 for s in sorted(by_window)]
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 
+from sparkdrift.core.performance import SLOT
 from sparkdrift.core.planning import ActionRecord
 from sparkdrift.core.profile import BaselineProfile
 from sparkdrift.core.results import DriftResult
@@ -54,8 +55,9 @@ class MemoryStore(MonitorStore):
             key = (baseline_id, as_utc(w.window_start), w.slice, w.slice_value)
             old = self.histograms.get(key)
             merged = {**old.histograms, **w.histograms} if old else dict(w.histograms)  # per-feature upsert
+            window_rows = w.rows if old is None or set(w.histograms) - {SLOT} else old.rows  # see MonitorStore
             self.histograms[key] = replace(w, window_start=as_utc(w.window_start), window_end=as_utc(w.window_end),
-                                           histograms=merged)
+                                           rows=window_rows, histograms=merged)
             rows += len(w.histograms)
             if is_overall(w.slice):
                 for feature in w.histograms:
