@@ -274,6 +274,7 @@ def test_drift_in_one_combination_is_named_first(crossed):
     psi = {(r.slice, r.slice_value): r for r in out.results if r.feature == "x" and r.statistic == "psi"}
     both = psi[("country×device", "DE & ios")]
     assert both.drifted
+    assert not psi[("__all__", "__all__")].drifted
     # the overall number and the single slices are diluted: each lies less far past its noise floor
     for key in [("__all__", "__all__"), ("country", "DE"), ("device", "ios")]:
         assert psi[key].excess < both.excess
