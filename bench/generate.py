@@ -16,6 +16,9 @@ with ``m = max(2, F // 5)`` categorical and ``n = F - m`` numeric features.
   ``k = floor(rand^skew * C)`` and C cycling through 10, 50, 200, 1000, 100
   categories, ~1% nulls;
 * ``score`` is a model score in (0, 1): a logistic function of f0, f1 and c0;
+* with ``slices=k`` (``--slices k``), k more string columns ``s0..s{k-1}``,
+  segments for the slices benchmark, not features: Zipf-like ``"s<j>_<k>"``
+  with 5, 12, 20 values (cycling), ~1% nulls, the same in both tables;
 * ``ts``: the baseline covers the 30 days before ``T0``, production the 30 days
   from ``T0``, increasing with ``id`` (an inference log is appended in time order).
 
@@ -56,6 +59,7 @@ SKEW, DRIFT_SKEW = 3.0, 1.5
 NULL_RATE, NAN_RATE = 0.01, 0.001
 SHIFT_STD = 0.5
 LAMBDA = 4.0
+SLICE_VALUES, SLICE_SKEW = (5, 12, 20), 2.0
 ROWS_PER_PARTITION = 1_000_000
 
 
@@ -65,26 +69,28 @@ class Layout:
 
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
+    slices: tuple[str, ...] = ()  # segment columns, not features
 
     @classmethod
-    def for_features(cls, n_features: int) -> "Layout":
+    def for_features(cls, n_features: int, n_slices: int = 0) -> "Layout":
         if n_features < 6:
             raise ValueError(f"need at least 6 features (f0..f3, c0, c1), got {n_features}")
         n_cat = max(2, n_features // 5)
-        return cls(tuple(f"f{i}" for i in range(n_features - n_cat)), tuple(f"c{j}" for j in range(n_cat)))
+        return cls(tuple(f"f{i}" for i in range(n_features - n_cat)), tuple(f"c{j}" for j in range(n_cat)),
+                   tuple(f"s{j}" for j in range(n_slices)))
 
     @property
     def prediction(self) -> str:
         return "score"
 
     def shape(self, name: str) -> str:
-        """normal | lognormal | uniform | discrete | categorical."""
-        if name in self.categorical:
+        """normal | lognormal | uniform | discrete | categorical (segment columns too)."""
+        if name in self.categorical or name in self.slices:
             return "categorical"
         return ("normal", "lognormal", "uniform", "discrete")[int(name[1:]) % 4]
 
     def spark_type(self, name: str) -> str:
-        if name in self.categorical:
+        if name in self.categorical or name in self.slices:
             return "string"
         return "int" if self.shape(name) == "discrete" else "double"
 
@@ -143,10 +149,14 @@ def _frame(
         skew = F.when(drifted, F.lit(DRIFT_SKEW)).otherwise(F.lit(SKEW)) if name in DRIFTED else F.lit(SKEW)
         k = F.least(F.floor(F.pow(F.rand(s), skew) * F.lit(c)), F.lit(c - 1)).cast("int")
         clean[name] = F.concat(F.lit("v"), k.cast("string"))
+    for j, name in enumerate(layout.slices):  # seeded apart: the feature columns are those of a run without slices
+        c = SLICE_VALUES[j % len(SLICE_VALUES)]
+        k = F.least(F.floor(F.pow(F.rand(seed * 1000 + 700 + j), F.lit(SLICE_SKEW)) * F.lit(c)), F.lit(c - 1))
+        clean[name] = F.concat(F.lit(f"{name}_"), k.cast("int").cast("string"))
     df = df.select("id", "ts", day.alias("_day"), *[v.alias(f"_{n}") for n, v in clean.items()])
 
     out = [F.col("id"), F.col("ts")]
-    for i, name in enumerate([*layout.numeric, *layout.categorical]):
+    for i, name in enumerate([*layout.numeric, *layout.categorical, *layout.slices]):
         s = seed * 1000 + 900 + i
         v = F.col(f"_{name}")
         u = F.rand(s)
@@ -160,8 +170,9 @@ def _frame(
         - F.lit(0.05) * F.substring(F.col("_c0"), 2, 4).cast("double")
         - F.lit(1.0)
     )
-    out.append((F.lit(1.0) / (F.lit(1.0) + F.exp(-logit))).alias("score"))
-    return df.select(*out)
+    score = (F.lit(1.0) / (F.lit(1.0) + F.exp(-logit))).alias("score")
+    n = len(layout.numeric) + len(layout.categorical)  # the slice columns go last: the feature columns keep their place
+    return df.select(*out[:n + 2], score, *out[n + 2:])
 
 
 @dataclass(frozen=True)
@@ -184,10 +195,11 @@ class Generated:
     drifted: tuple[str, ...]
     rows_per_day: int
     seconds: float = 0.0
+    slices: tuple[str, ...] = ()
 
     @property
     def layout(self) -> Layout:
-        return Layout(tuple(self.numeric), tuple(self.categorical))
+        return Layout(tuple(self.numeric), tuple(self.categorical), tuple(self.slices))
 
     def save(self) -> None:
         Path(self.out, "meta.json").write_text(json.dumps(asdict(self), indent=2))
@@ -198,6 +210,7 @@ class Generated:
         d["numeric"] = tuple(d["numeric"])
         d["categorical"] = tuple(d["categorical"])
         d["drifted"] = tuple(d["drifted"])
+        d["slices"] = tuple(d.get("slices", ()))  # data generated before --slices has none
         return cls(**d)
 
 
@@ -209,12 +222,13 @@ def generate(
     features: int,
     seed: int = 7,
     baseline_rows: int | None = None,
+    slices: int = 0,
 ) -> Generated:
     """Write ``<out>/baseline`` (no drift) and ``<out>/production`` (30 days, drift from day 20)."""
     t = time.perf_counter()
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    layout = Layout.for_features(features)
+    layout = Layout.for_features(features, slices)
     baseline_rows = baseline_rows or rows
     base = _frame(
         spark, layout, first_id=0, rows=baseline_rows, start=T0 - timedelta(days=DAYS), days=DAYS,
@@ -240,6 +254,7 @@ def generate(
         drifted=(*DRIFTED, layout.prediction),
         rows_per_day=max(1, rows // DAYS),
         seconds=time.perf_counter() - t,
+        slices=layout.slices,
     )
     g.save()
     return g
@@ -271,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="baseline rows (default: --rows)")
     ap.add_argument("--features", type=int, default=25)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--slices", type=int, default=0, help="segment columns s0.. for the slices benchmark")
     ap.add_argument("--out", required=True)
     ap.add_argument("--driver-memory", default="8g")
     args = ap.parse_args(argv)
@@ -279,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
 
     spark = bench_session("sparkdrift-bench-generate", driver_memory=args.driver_memory)
     g = generate(spark, args.out, rows=args.rows, features=args.features, seed=args.seed,
-                 baseline_rows=args.baseline_rows)
+                 baseline_rows=args.baseline_rows, slices=args.slices)
     print(json.dumps({"generated": g.out, "rows": g.rows, "baseline_rows": g.baseline_rows,
                       "features": g.features, "seconds": round(g.seconds, 1)}))
     spark.stop()

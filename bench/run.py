@@ -12,7 +12,10 @@ excluded from every timing):
 3. the detect job cold over 30 days, MLflow off and/or a local SQLite MLflow;
 4. an incremental detect after appending one day (``as_of`` one day later);
 5. the collect way (``bench/collect_way.py``, in a subprocess so its driver
-   memory is its own), where its estimated driver bytes fit ``--collect-max-gib``.
+   memory is its own), where its estimated driver bytes fit ``--collect-max-gib``;
+6. with ``--slices k``: the data get k segment columns (≤ 20 values each), and
+   each repeat also times the baseline job and the cold detect (first MLflow
+   mode) with those k slices, against the same runs without them.
 
 Then accuracy (sparkdrift's PSI and KS bounds against the exact values from the
 collected data), a profile of the production pass (plan + ablations), and a
@@ -52,6 +55,7 @@ TARGETS = {
     "baseline_vs_floor": 2.0,
     "incremental_vs_cold": 1 / 20,
     "memory_vs_collect": 1 / 10,
+    "slices_vs_plain": 1.5,
 }
 
 
@@ -191,10 +195,12 @@ def floor_query(spark, table: str, columns: list[str], kinds: dict[str, str], ts
     return df.agg(*aggs).collect()
 
 
-def make_config(g: Generated, location: Path, mlflow: str, tracking_uri: str | None):
+def make_config(g: Generated, location: Path, mlflow: str, tracking_uri: str | None, slices: bool = False):
+    """The benchmark's monitor; with ``slices``, the generated segment columns are its slices."""
     from sparkdrift.core.config import parse_config
 
     tracking = {"enabled": False} if mlflow == "off" else {"tracking_uri": tracking_uri, "experiment": "sparkdrift-bench"}
+    segments = {"slices": list(g.slices)} if slices else {}
     return parse_config(
         {
             "monitor": "bench",
@@ -209,6 +215,7 @@ def make_config(g: Generated, location: Path, mlflow: str, tracking_uri: str | N
             "prediction": {"columns": [g.prediction], "kind": "score"},
             "output": {"location": str(location / "tables")},
             "mlflow": tracking,
+            **segments,
         },
         "bench",
     )
@@ -340,6 +347,23 @@ def profile_pass(spark, g: Generated, profile, meter: Meter, repeat: int, cfg) -
     return {"plan": plan, "identical": identical, "jfr": profiles_jfr}
 
 
+def sliced_runs(spark, g: Generated, loc: Path, mode: str, tracking_uri: str | None, meter: Meter, as_of) -> dict:
+    """The baseline job and the cold detect with ``g.slices`` as slices (phases ``*.slices``); what they counted."""
+    from sparkdrift.detect import run_detect
+    from sparkdrift.spark.profiling import build_baseline
+    from sparkdrift.store import DeltaStore
+
+    cfg = make_config(g, loc, mode, tracking_uri, slices=True)
+    profile = meter.measure("baseline.slices", build_baseline, spark, cfg)
+    DeltaStore.of(spark, cfg).save_profile(profile)
+    with ReportTimer() as rt:
+        outcome = meter.measure("detect.cold.slices", run_detect, spark, cfg, as_of=as_of)
+    if len(outcome.windows) != DAYS:
+        raise RuntimeError(f"cold detect with slices counted {len(outcome.windows)} windows: {outcome.message}")
+    meter.phase("detect.cold.slices").extra.append({**outcome.cost, "report_s": rt.seconds})
+    return {"columns": list(g.slices), "values": len(profile.slices), "mode": mode}
+
+
 class ScanLog(logging.Handler):
     """Captures build_baseline's "scan N of 2 done in X s" log lines (not printed) to split its time."""
 
@@ -425,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", default=str(BENCH / "RESULTS.md"), help="markdown file to append to ('' = none)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
     ap.add_argument("--note", default="", help="free text for the results section")
+    ap.add_argument("--slices", type=int, default=0,
+                    help="also time baseline and cold detect with this many slice columns (≤ 20 values each)")
     args = ap.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -438,14 +464,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- data (a subprocess: its JVM is not the one measured)
     base_rows = args.baseline_rows or args.rows
-    data = Path(args.data_dir) / f"{args.rows}x{args.features}-b{base_rows}-s{args.seed}"
+    data = Path(args.data_dir) / (f"{args.rows}x{args.features}-b{base_rows}-s{args.seed}"
+                                  + (f"-slices{args.slices}" if args.slices else ""))
     fresh = args.regenerate or not (data / "meta.json").exists()
     if fresh:
         shutil.rmtree(data, ignore_errors=True)
         print(f"generating {data} ...", flush=True)
         subprocess.run([sys.executable, str(BENCH / "generate.py"), "--rows", str(args.rows), "--baseline-rows",
                         str(base_rows), "--features", str(args.features), "--seed", str(args.seed), "--out", str(data),
-                        "--driver-memory", args.driver_memory], check=True)
+                        "--driver-memory", args.driver_memory, "--slices", str(args.slices)], check=True)
     g = Generated.load(data)
     work = Path(args.work_dir or f"/tmp/sparkdrift-bench-{args.rows}")
     shutil.rmtree(work, ignore_errors=True)
@@ -538,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
             if not cold_outcomes[mode]:  # keep one (for accuracy): holding all would inflate the Python RSS
                 cold_outcomes[mode].append(outcome)
             del outcome
+        if g.slices:
+            sliced = sliced_runs(spark, g, work / f"rep{r}-slices", modes[0], tracking_uri, meter, as_of_cold)
 
     t = time.perf_counter()
     version = append_day(spark, g)
@@ -602,6 +631,7 @@ def main(argv: list[str] | None = None) -> int:
         "fix_identical": prof_out.get("identical"),
         "jfr": prof_out.get("jfr"),
         "profile_error": prof_out.get("error"),
+        "slices": sliced if g.slices else None,
     }
     spark.stop()
     results_dir = BENCH / "results"
@@ -678,6 +708,13 @@ def render(rec: dict, raw_path) -> str:
     row("floor: production, 30 days", "floor.production")
     for mode in ("off", "sqlite"):
         row(f"detect cold, 30 days, MLflow {mode}", f"detect.cold.mlflow_{mode}", fp[0], "floor", TARGETS["detect_vs_floor"])
+    sl = rec.get("slices")
+    if sl:
+        plain = f"detect.cold.mlflow_{sl['mode']}"
+        row(f"baseline job with {len(sl['columns'])} slices ({sl['values']} slice values)", "baseline.slices",
+            t("baseline")[0], "without")
+        row(f"detect cold, 30 days, {len(sl['columns'])} slices, MLflow {sl['mode']}", "detect.cold.slices",
+            t(plain)[0], "without", TARGETS["slices_vs_plain"])
     row("floor: the appended day", "floor.day")
     for mode in ("off", "sqlite"):
         cold = t(f"detect.cold.mlflow_{mode}")[0]
@@ -723,6 +760,11 @@ def render(rec: dict, raw_path) -> str:
             f"(estimated beforehand {rec['collect_estimate']['total'] / 2**20:.0f} MiB with working copies)."
         )
 
+    if sl and "detect.cold.slices" in ph:
+        with_, without = (ph[n]["python_peak_mib"] + ph[n]["jvm_peak_mib"] for n in ("detect.cold.slices", plain))
+        lines += ["", f"Cold detect with {len(sl['columns'])} slices: driver peak {with_:.0f} MiB, "
+                  f"{_ratio(with_, without)} of the {without:.0f} MiB without slices."]
+
     # where the time goes
     def spark_cols(cost):
         return (f"{cost.get('rows_read', 0):,.0f} | {cost.get('bytes_read', 0) / 2**20:,.0f} | "
@@ -737,21 +779,24 @@ def render(rec: dict, raw_path) -> str:
             x = p["extra"][i]
             split = ", ".join(f"scan {k[4]} {x[k]:.2f}" for k in ("scan1_s", "scan2_s") if k in x) or "-"
             stage_rows.append(f"| {label} | {p['min']:.2f} | {split} | {spark_cols(x)} |")
-    for mode in ("off", "sqlite"):
-        for kind in ("cold", "incremental"):
-            p = ph.get(f"detect.{kind}.mlflow_{mode}")
-            if not p or not p["extra"]:
-                continue
-            i = p["seconds"].index(p["min"])
-            cost, wall = p["extra"][i], p["min"]
-            stages = {k[len("stage."):-2]: v for k, v in cost.items() if k.startswith("stage.")}
-            report_s = cost.get("report_s", 0.0)
-            rest = wall - sum(stages.values()) - report_s
-            parts = ", ".join(f"{k} {v:.2f}" for k, v in stages.items() if v >= 0.005)
-            stage_rows.append(
-                f"| detect {kind}, MLflow {mode} | {wall:.2f} | {parts}, report {report_s:.2f}, rest {rest:.2f} | "
-                f"{spark_cols(cost)} |"
-            )
+    detects = [(f"detect.{kind}.mlflow_{mode}", f"detect {kind}, MLflow {mode}")
+               for mode in ("off", "sqlite") for kind in ("cold", "incremental")]
+    if sl:
+        detects.append(("detect.cold.slices", f"detect cold, {len(sl['columns'])} slices, MLflow {sl['mode']}"))
+    for name, label in detects:
+        p = ph.get(name)
+        if not p or not p["extra"]:
+            continue
+        i = p["seconds"].index(p["min"])
+        cost, wall = p["extra"][i], p["min"]
+        stages = {k[len("stage."):-2]: v for k, v in cost.items() if k.startswith("stage.")}
+        report_s = cost.get("report_s", 0.0)
+        rest = wall - sum(stages.values()) - report_s
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in stages.items() if v >= 0.005)
+        stage_rows.append(
+            f"| {label} | {wall:.2f} | {parts}, report {report_s:.2f}, rest {rest:.2f} | "
+            f"{spark_cols(cost)} |"
+        )
     if stage_rows:
         lines += ["", "Where the time goes (fastest repeat; detect's CostMeter stages in seconds, `report` = "
                   "`report.write_report` (HTML + PNGs), `rest` = the run's remaining wall time (tracking, "

@@ -169,7 +169,7 @@ def run_detect(
         # they belong to no window, but they are counted and reported, never dropped unseen
         rows = prod.df.filter(time_range_filter(ts, start, end) | try_cast(ts, "timestamp").isNull())
         slots = performance_slots(cfg, prod.df.columns)
-        slices = slice_columns(prod.df, cfg.slices, baseline.slice_top())
+        slices = slice_columns(prod.df, cfg.slices, baseline.slice_top(), cfg.slice_crosses)
         with meter.stage("count_windows"):
             counted = count_windows(rows, usable, ts, cut, slots, slices)
         windows = fill_empty_windows(counted.windows, start if done is not None else None, end, cut, usable)

@@ -54,11 +54,16 @@ def test_generator_and_harness(spark, tmp_path):
     assert 0.4 < means[True]["f0"] - means[False]["f0"] < 0.6
     assert abs(means[True]["f1"] - means[False]["f1"]) < 0.1
     assert 0.005 < means[False]["nulls"] < 0.02
-    # the same seed gives the same rows
-    again = generate(spark, tmp_path / "again", rows=20_000, features=6, seed=3)
-    a = spark.read.format("delta").load(again.production).agg(F.sum("f1"), F.count("c0")).first()
-    b = prod.agg(F.sum("f1"), F.count("c0")).first()
-    assert a[0] == pytest.approx(b[0]) and a[1] == b[1]
+    # the same seed gives the same rows, with segment columns for --slices or without
+    again = generate(spark, tmp_path / "again", rows=20_000, features=6, seed=3, slices=3)
+    assert Generated.load(again.out) == again and again.slices == ("s0", "s1", "s2")
+    sliced = spark.read.format("delta").load(again.production)
+    a = sliced.agg(F.sum("f1"), F.count("c0"), F.sum("score")).first()
+    b = prod.agg(F.sum("f1"), F.count("c0"), F.sum("score")).first()
+    assert a[0] == pytest.approx(b[0]) and a[1] == b[1] and a[2] == pytest.approx(b[2])
+    assert sliced.columns == [*prod.columns, "s0", "s1", "s2"]
+    distinct = sliced.agg(*[F.countDistinct(s).alias(s) for s in again.slices]).first()
+    assert [distinct[s] for s in again.slices] == [5, 12, 20]
 
     # the jobs the benchmark times
     cfg = make_config(g, tmp_path / "out", "off", None)
@@ -107,12 +112,28 @@ def test_generator_and_harness(spark, tmp_path):
 
     text = render(_record(g, cold, inc), "results/x.json")
     assert "| detect cold, 30 days, MLflow off |" in text and "floor" in text
+    assert "slices" not in text  # as before --slices
+
+    # with --slices: the same runs with the segment columns as slices, against those without
+    cfg = make_config(again, tmp_path / "sliced", "off", None, slices=True)
+    assert [sl.expr for sl in cfg.slices] == ["s0", "s1", "s2"]
+    rec = _record(g, cold, inc)
+    rec["slices"] = {"columns": ["s0", "s1", "s2"], "values": 43, "mode": "off"}
+    rec["phases"] |= {"baseline": _phase(4.0), "baseline.slices": _phase(5.0),
+                      "detect.cold.slices": _phase(3.0, cold.cost, python=150.0)}
+    text = render(rec, "results/x.json")
+    assert "| baseline job with 3 slices (43 slice values) | 5.00 | 5.00 | 1.25× without |" in text
+    assert "| detect cold, 30 days, 3 slices, MLflow off | 3.00 | 3.00 | 1.50× without | ≤ 1.5× | **met** |" in text
+    assert "driver peak 650 MiB, 1.08× of the 600 MiB without slices" in text
+
+
+def _phase(s: float, extra: dict | None = None, python: float = 100.0) -> dict:
+    return {"seconds": [s], "min": s, "median": s, "python_peak_mib": python, "jvm_peak_mib": 500.0,
+            "extra": [extra or {}]}
 
 
 def _record(g, cold, inc) -> dict:
     """A minimal run record for `render`."""
-    phase = lambda s, extra=None: {"seconds": [s], "min": s, "median": s, "python_peak_mib": 100.0,  # noqa: E731
-                                   "jvm_peak_mib": 500.0, "extra": [extra or {}]}
     return {
         "started": "2026-01-01T00:00:00", "machine": {"commit": "abc", "nproc": 2, "cpu": "x", "memory_gib": 1, "kernel": "k",
                                                       "spark": "3.5", "delta": "3.3", "java": "17", "python": "3.11",
@@ -123,8 +144,8 @@ def _record(g, cold, inc) -> dict:
                  "categorical": 2, "baseline_mib": 1.0, "production_mib": 1.0, "drifted": g.drifted, "drift_day": 20},
         "collect_repeat": 1, "warmup_s": 1.0, "idle_rss": {"python_rss_mib": 1.0, "jvm_rss_mib": 1.0},
         "peak_reset": True,
-        "phases": {"floor.production": phase(1.0), "detect.cold.mlflow_off": phase(2.0, cold.cost),
-                   "detect.incremental.mlflow_off": phase(0.5, inc.cost)},
+        "phases": {"floor.production": _phase(1.0), "detect.cold.mlflow_off": _phase(2.0, cold.cost),
+                   "detect.incremental.mlflow_off": _phase(0.5, inc.cost)},
         "collect": {}, "collect_note": "skipped", "collect_estimate": {"total": 1}, "accuracy": None,
         "fix_identical": None, "jfr": None,
     } | {"_": math.nan}

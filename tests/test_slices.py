@@ -72,6 +72,37 @@ def test_slice_window_histograms_equal_numpy_counts_of_the_same_rows(production)
 
 
 @pytest.mark.spark
+def test_crossed_slice_window_histograms_equal_numpy_counts_of_the_same_rows(production):
+    profiles, rows, df = production
+    cross = "country×big"
+    top = {"country": ("DE", "FR"), "big": ("false", "true"), cross: ("DE & true", "FR & false", "US & false")}
+    slices = (Slice("country"), Slice("x > 1", name="big"))
+    columns = slice_columns(df, slices, top, [("country", "big")])
+    result = count_windows(df, profiles, "ts", Windows(seconds=86400), slices=columns)
+
+    def label(row):  # the oracle: both labels joined, null when either is null, else a top combination or other
+        if row[2] is None:
+            return MISSING
+        joined = f"{row[2]} & {'true' if row[1] > 1 else 'false'}"
+        return joined if joined in top[cross] else OTHER
+
+    def day(row):
+        return int(row[0].replace(tzinfo=timezone.utc).timestamp()) // 86400 * 86400
+
+    got = {(int(w.window_start.timestamp()), w.slice_value): w for w in result.slices if w.slice == cross}
+    assert set(got) == {(day(r), label(r)) for r in rows}
+    for (start, value), w in got.items():
+        mine = [r for r in rows if day(r) == start and label(r) == value]
+        assert w.rows == len(mine)
+        assert w.histograms["x"] == count_numeric(np.array([r[1] for r in mine]), profiles[0].edges)
+        assert w.histograms["c"] == count_categorical([r[3] for r in mine], profiles[1].categories,
+                                                       profiles[1].tracked)
+    # the listed slices are counted as without the cross
+    alone = count_windows(df, profiles, "ts", Windows(seconds=86400), slices=columns[:2])
+    assert alone.slices == [w for w in result.slices if w.slice != cross]
+
+
+@pytest.mark.spark
 def test_a_slice_on_a_missing_column_is_a_config_error_naming_it(production):
     _, _, df = production
     with pytest.raises(ConfigError, match=r"slices\[1\]\.expr.*'region'"):
@@ -171,6 +202,88 @@ def test_only_the_drifted_slice_is_detected_and_named_first(monitored, spark):
     assert keys and len(keys) == len({k[5] for k in keys})
 
 
+# --------------------------------------------------------------------------- crossed slices, end to end
+
+DEVICES = ["ios", "android", "web"]
+DEVICE_WEIGHTS = [0.55, 0.32, 0.1]  # + 3% null
+#: country 3 + other + null, device 2 + other + null, then 7 for the cross: 5 combinations + other + null
+CAP = 16
+
+
+def _devices_log(rng, n, start=None, drift=0.0):
+    """Rows (ts, x, country, c, device); ``drift`` shifts x only where country is DE and device is ios."""
+    base = _log(rng, n, start)
+    device = rng.choice(DEVICES + [None], n, p=DEVICE_WEIGHTS + [0.03]).tolist()
+    return [(t, v + (drift if (k, d) == ("DE", "ios") else 0.0), k, c, d) for (t, v, k, c), d in zip(base, device)]
+
+
+@pytest.fixture(scope="module")
+def crossed(spark, tmp_path_factory):
+    from sparkdrift.baseline import run_baseline
+    from sparkdrift.core.config import parse_config
+    from sparkdrift.detect import run_detect
+    from sparkdrift.store import MemoryStore
+
+    tmp = tmp_path_factory.mktemp("crossed")
+    rng = np.random.default_rng(8)
+    train = _devices_log(rng, 6000)
+    schema = "ts timestamp, x double, country string, c string, device string"
+    spark.createDataFrame(train, schema).drop("ts").write.format("delta").save(str(tmp / "train"))
+    prod = _devices_log(rng, 4000, DAY0, drift=2.0)
+    spark.createDataFrame(prod, schema).write.format("delta").save(str(tmp / "log"))
+    cfg = parse_config({
+        "monitor": "cross",
+        "baseline": {"table": str(tmp / "train")},
+        "production": {"table": str(tmp / "log"), "timestamp_column": "ts", "granularity": "day", "lateness": "1h"},
+        "features": {"numeric": ["x"], "categorical": ["c"]},
+        "binning": {"fine_bins": 100, "top_k": 2},
+        "slices": [{"expr": "country", "max_values": 3}, {"expr": "device", "max_values": 2}],
+        "slice_crosses": [["country", "device"]],
+        "max_slice_values": CAP,
+        "policy": {"slice_min_rows": 100},
+        "mlflow": {"enabled": False},
+    }, "cross.yaml")
+    store = MemoryStore("cross")
+    profile, _ = run_baseline(spark, cfg, store=store)
+    out = run_detect(spark, cfg, as_of=DAY0 + timedelta(days=1, hours=2), store=store, report_dir=tmp / "reports")
+    return cfg, store, profile, train, prod, out
+
+
+@pytest.mark.spark
+def test_crossed_slices_respect_the_cap(crossed):
+    _, store, profile, train, _, _ = crossed
+    combos = Counter(f"{r[2]} & {r[4]}" for r in train if r[2] is not None and r[4] is not None)
+    ranked = [v for v, _ in sorted(combos.items(), key=lambda kv: (-kv[1], kv[0]))]
+    # 9 values for the listed slices leave 7: the 5 most frequent combinations, other and null
+    assert profile.slice_top()["country×device"] == tuple(ranked[:5])
+    stored = set(profile.slices)
+    assert len(stored) == CAP
+    assert {v for s, v in stored if s == "country×device"} == {*ranked[:5], OTHER, MISSING}
+    for value in (*ranked[:5], OTHER, MISSING):
+        mine = [r for r in train if (MISSING if r[2] is None or r[4] is None else
+                                     f"{r[2]} & {r[4]}" if f"{r[2]} & {r[4]}" in ranked[:5] else OTHER) == value]
+        assert profile.slices[("country×device", value)]["x"].n_rows == len(mine)
+    written = {(s, v) for (_, _, s, v) in store.histograms if s != "__all__"}
+    assert written and len(written) <= CAP and written <= stored
+
+
+@pytest.mark.spark
+def test_drift_in_one_combination_is_named_first(crossed):
+    _, _, _, _, prod, out = crossed
+    (d,) = out.decisions
+    psi = {(r.slice, r.slice_value): r for r in out.results if r.feature == "x" and r.statistic == "psi"}
+    both = psi[("country×device", "DE & ios")]
+    assert both.drifted
+    assert not psi[("__all__", "__all__")].drifted
+    # the overall number and the single slices are diluted: each lies less far past its noise floor
+    for key in [("__all__", "__all__"), ("country", "DE"), ("device", "ios")]:
+        assert psi[key].excess < both.excess
+    n = sum(1 for r in prod if (r[2], r[4]) == ("DE", "ios"))
+    assert both.window_rows == n
+    assert any(rule.startswith("slice country=DE & device=ios: x ") for rule in d.rules)
+    assert out.where["x"][0].label == "country=DE & device=ios"
+
+
 # --------------------------------------------------------------------------- pure: config, policy, ranking
 
 def _cfg(**extra):
@@ -195,13 +308,33 @@ def test_slices_accept_a_column_or_an_expression_with_defaults():
     (["country", "country"], r"m.yaml: slices\[1\]: slice 'country' is listed twice"),
     ([{"expr": "country", "name": "__all__"}], r"m.yaml: slices\[0\]\.name: expected letters"),
     ("country", None),
+    ({"slice_crosses": [["country", "devise"]]}, r"m.yaml: slice_crosses\[0\]\[1\]: unknown slice 'devise' \(slices: country, device\)"),
+    ({"slice_crosses": [["country"]]}, r"m.yaml: slice_crosses\[0\]: expected two different slice names"),
+    ({"slice_crosses": [["country", "device"], ["device", "country"]]}, r"m.yaml: slice_crosses\[1\]: the pair .* twice"),
+    ({"max_slice_values": 23}, r"m.yaml: max_slice_values: the slices take up to 24 values .* more than the cap of 23"),
 ])
 def test_slice_config_errors_name_the_key(slices, message):
     if message is None:  # a single string is a one-item list, as elsewhere in the config
         assert [s.expr for s in _cfg(slices=slices).slices] == ["country"]
         return
+    extra = {"slices": ["country", "device"], **slices} if isinstance(slices, dict) else {"slices": slices}
     with pytest.raises(ConfigError, match=message):
-        _cfg(slices=slices)
+        _cfg(**extra)
+
+
+def test_crossed_slices_share_what_the_listed_slices_leave_by_baseline_frequency():
+    from sparkdrift.core.slices import cross_values, describe
+
+    cfg = _cfg(slices=["country", {"expr": "device", "max_values": 2}], slice_crosses=[["country", "device"]])
+    assert (cfg.slice_crosses, cfg.max_slice_values) == ((("country", "device"),), 200)
+    a = [("DE & ios", 50), ("FR & ios", 30), ("DE & web", 5)]
+    b = [("x & 1", 40), ("y & 1", 30)]
+    # room 7: DE & ios (3: it brings its cross's other and null), x & 1 (3), then FR & ios (1: wins the tie, first cross)
+    assert cross_values(7, [a, b]) == [("DE & ios", "FR & ios"), ("x & 1",)]
+    assert cross_values(2, [a, b]) == [(), ()]  # no room for one combination with its other and null
+    assert cross_values(100, [a, b]) == [("DE & ios", "FR & ios", "DE & web"), ("x & 1", "y & 1")]
+    assert describe("country×device", "DE & ios") == "country=DE & device=ios"
+    assert describe("country×device", "__other__") == "country×device=(other)"
 
 
 def _r(value, slice_="__all__", slice_value="__all__", rows=1000, floor=0.05, drifted=None, statistic="psi"):

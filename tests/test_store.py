@@ -129,17 +129,18 @@ def _sliced(profile: BaselineProfile) -> BaselineProfile:
 
     de = {"age": Histogram(counts=np.arange(20), underflow=1), "plan": Histogram(counts=np.array([4, 3, 1]), nulls=2)}
     null = {"age": Histogram(counts=np.ones(20, dtype=np.int64))}
-    return replace(profile, slices={("country", "DE"): de, ("country", "__null__"): null})
+    return replace(profile, slices={("country", "DE"): de, ("country", "__null__"): null,
+                                    ("country×device", "DE & ios"): null})
 
 
 def test_profile_slices_round_trip_on_the_overall_bins(store):
     p = _sliced(_profile("b-s", T0))
     store.save_profile(p)
     got = store.load_profile("b-s")
-    assert set(got.slices) == {("country", "DE"), ("country", "__null__")}
+    assert set(got.slices) == {("country", "DE"), ("country", "__null__"), ("country×device", "DE & ios")}
     assert got.slices[("country", "DE")]["age"] == p.slices[("country", "DE")]["age"]
     assert got.slices[("country", "DE")]["plan"] == p.slices[("country", "DE")]["plan"]
-    assert got.slice_top() == {"country": ("DE",)}
+    assert got.slice_top() == {"country": ("DE",), "country×device": ("DE & ios",)}  # a crossed slice too
     assert list(got.features) == ["age", "plan"] and got.features["age"].baseline == p.features["age"].baseline
 
 

@@ -406,6 +406,12 @@ class MonitorConfig:
     prediction_thresholds: dict[str, float] = _c(None, "thresholds for prediction columns", factory=dict)
     feature_thresholds: dict[str, dict[str, float]] = _c(None, "per-feature threshold overrides", factory=dict)
     slices: tuple[Slice, ...] = _c(None, "segments counted in the same pass (see Slices)", ())
+    slice_crosses: tuple[tuple[str, ...], ...] = _c(
+        None, "pairs of listed slices (by name) also counted crossed, e.g. [[country, device]]: "
+              "their most frequent combinations in the baseline, rest other", ())
+    max_slice_values: int = _c(
+        _min(1), "cap on slice values per monitor, other and null included: the listed slices take theirs "
+                 "first (max_values + 2 each, checked on load), the crosses share the rest by baseline frequency", 200)
     references: References = _c(None, "what windows are compared with", factory=References)
     quality: Quality = _c(None, "data-quality thresholds", factory=Quality)
     performance: Performance = _c(None, "performance thresholds", factory=Performance)
@@ -650,13 +656,34 @@ def _check_consistency(cfg: MonitorConfig) -> None:
             raise _Invalid(f"actions.retrain.{key}", f"required when kind is {r.kind}")
     if cfg.output.location and cfg.output.schema:
         raise _Invalid("output.schema", "set either output.location or output.schema, not both")
+    _check_slices(cfg)
+    if cfg.baseline.version is not None and cfg.baseline.timestamp is not None:
+        raise _Invalid("baseline.timestamp", "set either version or timestamp, not both")
+
+
+def _check_slices(cfg: MonitorConfig) -> None:
+    """Unique slice labels; crosses are pairs of distinct listed slices; the listed slices fit under the cap."""
     seen: set[str] = set()
     for i, sl in enumerate(cfg.slices):
         if sl.label in seen:
             raise _Invalid(f"slices[{i}]", f"slice {sl.label!r} is listed twice (give one a name)")
         seen.add(sl.label)
-    if cfg.baseline.version is not None and cfg.baseline.timestamp is not None:
-        raise _Invalid("baseline.timestamp", "set either version or timestamp, not both")
+    pairs: set[frozenset[str]] = set()
+    for i, cross in enumerate(cfg.slice_crosses):
+        where = f"slice_crosses[{i}]"
+        if len(cross) != 2 or cross[0] == cross[1]:
+            raise _Invalid(where, f"expected two different slice names, got {_describe(list(cross))}")
+        for j, label in enumerate(cross):
+            if label not in seen:
+                known = ", ".join(sorted(seen)) or "none listed under slices"
+                raise _Invalid(f"{where}[{j}]", f"unknown slice {label!r} (slices: {known})")
+        if frozenset(cross) in pairs:
+            raise _Invalid(where, f"the pair {cross[0]!r}, {cross[1]!r} is listed twice")
+        pairs.add(frozenset(cross))
+    listed = sum(sl.max_values + 2 for sl in cfg.slices)  # each: its top values, other, null
+    if listed > cfg.max_slice_values:
+        raise _Invalid("max_slice_values", f"the slices take up to {listed} values (max_values + other + null "
+                                           f"each), more than the cap of {cfg.max_slice_values}")
 
 
 def parse_config(data: Any, source: str = "<config>") -> MonitorConfig:

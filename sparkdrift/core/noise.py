@@ -137,7 +137,12 @@ def psi_jump_floor(probs: np.ndarray, n: int, m: int, alpha: float, epsilon: flo
     return float(jump[order][over[0]] + typical) if over.size else 0.0
 
 
-@functools.lru_cache(maxsize=1024)
+#: Simulations kept: one window's tests must fit (slice values x columns: 3 slices of ~40 values over 26
+#: columns are ~1100), else detect walks the windows in order and each evicts the next one's floors.
+SIMULATION_CACHE = 4096
+
+
+@functools.lru_cache(maxsize=SIMULATION_CACHE)
 def _simulated(p: tuple[float, ...], n: int, m: int, alpha: float, epsilon: float, seed: int) -> dict[str, float]:
     """Every bootstrap statistic's (1 - alpha) quantile, from one set of draws."""
     probs = np.asarray(p)

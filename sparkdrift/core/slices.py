@@ -4,7 +4,10 @@ Drift confined to one segment is diluted in the overall histograms. Each
 configured slice dimension labels every row with a value (its baseline's
 most frequent ``max_values`` values, else `OTHER`; a null label is
 `MISSING`); counts, statistics and table rows carry the (slice, value) pair,
-and the overall ones carry `OVERALL` in both. Pure: no Spark.
+and the overall ones carry `OVERALL` in both. A crossed slice (a pair of
+dimensions) is one more dimension whose label joins the two labels
+(``country×device``, value ``DE & ios``); the cap on slice values per monitor
+is shared out by `cross_values`. Pure: no Spark.
 """
 from __future__ import annotations
 
@@ -15,11 +18,16 @@ from datetime import datetime
 
 from sparkdrift.core.results import OVERALL, DriftResult
 
-__all__ = ["OVERALL", "OTHER", "MISSING", "SliceFinding", "describe", "is_overall", "slice_values", "where_drift"]
+__all__ = ["OVERALL", "OTHER", "MISSING", "SliceFinding", "cross_name", "cross_values", "describe", "is_overall",
+           "slice_values", "where_drift"]
 #: slice value of labels outside the baseline's top values
 OTHER = "__other__"
 #: slice value of rows whose label is null
 MISSING = "__null__"
+#: joins the names of a crossed slice's two dimensions (no listed slice name can hold it)
+CROSS = "×"
+#: joins a crossed slice's two labels in its value; a row with either label null is `MISSING`
+AND = " & "
 
 
 def slice_values(top: Sequence[str]) -> tuple[str, ...]:
@@ -32,8 +40,35 @@ def is_overall(slice_name: str | None) -> bool:
     return slice_name in (None, OVERALL)
 
 
+def cross_name(a: str, b: str) -> str:
+    """The name of the crossed slice of dimensions ``a`` and ``b``: ``country×device``."""
+    return f"{a}{CROSS}{b}"
+
+
+def cross_values(room: int, candidates: Sequence[Sequence[tuple[str, int]]]) -> list[tuple[str, ...]]:
+    """Each crossed slice's values under ``room`` slice values: the baseline's most frequent combinations.
+
+    ``candidates`` holds, per cross, its (combination, baseline rows) pairs.
+    Every combination of every cross competes by rows (ties: cross order, then
+    combination); a cross's first combination costs 3 (it brings the cross's
+    other and null values), each next one 1. Biggest segments first: they are
+    the ones with enough rows to be tested.
+    """
+    ranked = sorted((-rows, i, value) for i, pairs in enumerate(candidates) for value, rows in pairs)
+    chosen: list[list[str]] = [[] for _ in candidates]
+    for _, i, value in ranked:
+        cost = 1 if chosen[i] else 3
+        if cost <= room:
+            chosen[i].append(value)
+            room -= cost
+    return [tuple(c) for c in chosen]
+
+
 def describe(slice_name: str, value: str) -> str:
-    """``country=DE``, ``country=(other)``, ``country=(null)``."""
+    """``country=DE``, ``country=(other)``, ``country=(null)``; crossed: ``country=DE & device=ios``."""
+    names, parts = slice_name.split(CROSS), value.split(AND)
+    if len(names) == 2 and len(parts) == 2:
+        return AND.join(f"{n}={v}" for n, v in zip(names, parts))
     shown = {OTHER: "(other)", MISSING: "(null)"}.get(value, value)
     return f"{slice_name}={shown}"
 

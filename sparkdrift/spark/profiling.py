@@ -48,10 +48,11 @@ from sparkdrift.spark.counting import NAN, NULL
 from sparkdrift.errors import TableError
 from sparkdrift.core.performance import slot_size
 from sparkdrift.core.profile import BaselineProfile, FeatureProfile, Histogram
+from sparkdrift.core.slices import cross_values
 from sparkdrift.spark.performance import performance_key
 from sparkdrift.spark.histograms import SliceColumn, slice_dims
 from sparkdrift.spark.selection import ColumnSpec, categorical_expr, numeric_expr, select_columns
-from sparkdrift.spark.slicing import slice_label
+from sparkdrift.spark.slicing import slice_labels
 from sparkdrift.store.tables import TableRead, read_table
 
 if TYPE_CHECKING:
@@ -98,6 +99,9 @@ def profile_config_hash(cfg: "MonitorConfig") -> str:
     shaped["format"] = PROFILE_FORMAT
     if cfg.slices:  # only when set: profiles of configs without slices keep their ids
         shaped["slices"] = plain["slices"]
+    if cfg.slice_crosses:  # the cap shapes only the crosses' values
+        shaped["slice_crosses"] = plain["slice_crosses"]
+        shaped["max_slice_values"] = cfg.max_slice_values
     return hashlib.sha256(json.dumps(shaped, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -149,14 +153,14 @@ def _quantile_fraction(rows: int, sample_rows: int | None) -> float:
 
 def _scan_moments(
     df: "DataFrame", numeric: list[int], slice_caps: list[int] = ()
-) -> tuple[int, dict[int, dict], dict[int, tuple[str, ...]]]:
+) -> tuple[int, dict[int, dict], dict[int, tuple[tuple[str, int], ...]]]:
     """Scan 1a: row count and exact moments of every numeric column, in one aggregation.
 
     With slices (label columns ``sl0, sl1, ...``, each capped at ``slice_caps[j]``
     values), the same aggregation also counts each slice's labels: every row is
     repeated once per slice with its label (the moments read only the
     overall copy), and Spark keeps each slice's most frequent labels. Returns
-    the row count, the moments, and each slice's top labels.
+    the row count, the moments, and each slice's top (label, rows), most rows first.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -185,7 +189,7 @@ def _scan_moments(
             F.sum(F.when(c.isNull(), 1).otherwise(0)).alias(f"null{i}"),
             F.sum(F.when(F.isnan(c), 1).otherwise(0)).alias(f"nan{i}"),
         ]
-    top: dict[int, tuple[str, ...]] = {}
+    top: dict[int, tuple[tuple[str, int], ...]] = {}
     if slice_caps:
         grouped = df.groupBy("d", "l").agg(*aggs)
         rank = F.row_number().over(Window.partitionBy("d").orderBy(F.col("rows").desc(), F.col("l").asc()))
@@ -194,7 +198,8 @@ def _scan_moments(
         rows = labels.filter((F.col("d") == overall) | (F.col("rank") <= cap)).collect()
         (row,) = [r for r in rows if r["d"] == -1]
         for j in range(len(slice_caps)):
-            top[j] = tuple(r["l"] for r in sorted((r for r in rows if r["d"] == j), key=lambda r: r["rank"]))
+            ranked = sorted((r for r in rows if r["d"] == j), key=lambda r: r["rank"])
+            top[j] = tuple((r["l"], int(r["rows"])) for r in ranked)
     else:
         # collect(), not first(): first() plans a limit over the aggregate and is ~3x slower here
         (row,) = df.agg(*aggs).collect()
@@ -395,6 +400,27 @@ def _slice_histograms(
     return out
 
 
+def _slice_tops(cfg: "MonitorConfig", names: list[str], ranked: dict[int, tuple[tuple[str, int], ...]]
+                ) -> list[SliceColumn]:
+    """The slices counted in scan 2 (label columns ``sl<j>``) with their values, under ``max_slice_values``.
+
+    The listed slices keep their top labels (the config check keeps them under
+    the cap, other and null included); the crosses share what is left
+    (`core.slices.cross_values`), and a cross that gets no value is not counted.
+    """
+    from pyspark.sql import functions as F
+
+    n = len(cfg.slices)
+    values = [tuple(label for label, _ in ranked[j]) for j in range(n)]
+    room = cfg.max_slice_values - sum(len(v) + 2 for v in values)
+    values += cross_values(room, [ranked[j] for j in range(n, len(names))])
+    for name, v in zip(names[n:], values[n:]):
+        if not v:
+            log.warning("baseline %s: no room for crossed slice %s under max_slice_values=%d: not counted",
+                        cfg.monitor, name, cfg.max_slice_values)
+    return [SliceColumn(name, F.col(f"sl{j}"), v) for j, (name, v) in enumerate(zip(names, values)) if v or j < n]
+
+
 def _category_total(rows: list) -> int:
     """Non-null rows of a categorical column: carried on every collected value row."""
     for r in rows:
@@ -434,15 +460,15 @@ def build_baseline(spark: "SparkSession", cfg: "MonitorConfig") -> BaselineProfi
             "baseline %s: label %r and prediction %r are in the baseline table: also counting baseline performance",
             cfg.monitor, cfg.label.column, cfg.prediction.columns[0],
         )
-    projected += [slice_label(read.df, j, sl).alias(f"sl{j}") for j, sl in enumerate(cfg.slices)]
-    df = read.df.select(*projected)
-
-    from pyspark.sql import functions as F
+    labels = slice_labels(read.df, cfg.slices, cfg.slice_crosses)
+    projected_names = [f"c{i}" for i in range(len(specs))] + (["pk", "pv"] if perf is not None else [])
+    df = read.df.select(*projected, *[label.alias(f"sl{j}") for j, (_, label) in enumerate(labels)])
 
     probabilities = quantile_probabilities(b.fine_bins)
     log.info("scan 1 of 2: row count and moments of %d numeric columns", len(numeric))
     t0 = time.perf_counter()
-    row_count, stats, top = _scan_moments(df, numeric, [sl.max_values for sl in cfg.slices])
+    caps = [sl.max_values for sl in cfg.slices] + [cfg.max_slice_values] * len(cfg.slice_crosses)
+    row_count, stats, ranked = _scan_moments(df, numeric, caps)
     if row_count == 0:
         raise TableError(f"table {read.table}: no rows to build a baseline from ({_describe_read(cfg, read)})")
     if row_count < cfg.baseline.min_rows:
@@ -477,9 +503,10 @@ def build_baseline(spark: "SparkSession", cfg: "MonitorConfig") -> BaselineProfi
     )
     t0 = time.perf_counter()
     perf_bins = slot_size(cfg.prediction.kind) if perf is not None else None
-    slices = [SliceColumn(sl.label, F.col(f"sl{j}"), top[j]) for j, sl in enumerate(cfg.slices)]
-    dims = slice_dims(slices)
-    rows = _scan_counts(df, specs, edges, b.top_k, b.max_tracked_categories, perf_bins, dims)
+    slices = _slice_tops(cfg, [name for name, _ in labels], ranked)
+    dims = slice_dims(slices, prefix="k")  # the kept slices' labels, renamed k0, k1, ...: a cross may be left out
+    counted = df.select(*projected_names, *[sl.label.alias(d.column) for sl, d in zip(slices, dims)])
+    rows = _scan_counts(counted, specs, edges, b.top_k, b.max_tracked_categories, perf_bins, dims)
     log.info("scan 2 of 2 done in %.1fs: %d aggregate rows collected", time.perf_counter() - t0, len(rows))
 
     by_feature: dict[int, list] = defaultdict(list)

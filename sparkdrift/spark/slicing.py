@@ -4,7 +4,8 @@ A slice is a column (``country``) or any SQL expression (``amount > 1000``,
 ``CASE WHEN ... END``); its string value labels the row (booleans become
 ``true``/``false``, as categorical columns do). An expression that does not
 resolve against the table is a `ConfigError` naming the key and the column,
-before any scan starts.
+before any scan starts. A crossed slice's label joins its two slices' labels
+(``DE & ios``), null when either is null.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from sparkdrift.core.slices import AND, cross_name
 from sparkdrift.errors import ConfigError
 from sparkdrift.spark.histograms import SliceColumn
 
@@ -45,7 +47,19 @@ def slice_label(df: "DataFrame", index: int, sl: "Slice") -> "Column":
     return label
 
 
-def slice_columns(df: "DataFrame", slices: Sequence["Slice"], top: Mapping[str, tuple[str, ...]]) -> list[SliceColumn]:
-    """The configured slices that have baseline values in ``top``, as pass columns over ``df``."""
-    return [SliceColumn(sl.label, slice_label(df, i, sl), top[sl.label])
-            for i, sl in enumerate(slices) if sl.label in top]
+def slice_labels(
+    df: "DataFrame", slices: Sequence["Slice"], crosses: Sequence[Sequence[str]] = ()
+) -> list[tuple[str, "Column"]]:
+    """(name, label column) of every listed slice, then of every crossed pair, over ``df``."""
+    from pyspark.sql import functions as F
+
+    singles = [(sl.label, slice_label(df, i, sl)) for i, sl in enumerate(slices)]
+    by_name = dict(singles)
+    return singles + [(cross_name(a, b), F.concat(by_name[a], F.lit(AND), by_name[b])) for a, b in crosses]
+
+
+def slice_columns(
+    df: "DataFrame", slices: Sequence["Slice"], top: Mapping[str, tuple[str, ...]], crosses: Sequence[Sequence[str]] = ()
+) -> list[SliceColumn]:
+    """The configured slices and crosses that have baseline values in ``top``, as pass columns over ``df``."""
+    return [SliceColumn(name, label, top[name]) for name, label in slice_labels(df, slices, crosses) if name in top]
