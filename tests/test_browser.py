@@ -18,6 +18,7 @@ import pytest
 
 from tests import browser
 from tests.test_demo import DRIFTED_FEATURES, STABLE_FEATURES, shared_demo
+from sparkdrift.sinks.tracking import run_url
 from tests.test_tracking import ui_sections
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
@@ -145,7 +146,7 @@ def test_mlflow_run_page_opens_on_the_drift(chromium, demo, tmp_path):
     run = client.search_runs([experiment.experiment_id], "tags.`sparkdrift.job` = 'detect'",
                              order_by=["attributes.start_time ASC"])[0]
     with browser.mlflow_server(cfg.mlflow.tracking_uri, tmp_path / "mlflow-server.log") as base:
-        url = f"{base}/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}/model-metrics"
+        url = run_url(base, experiment.experiment_id, run.info.run_id)  # the link detect prints
         dom = browser.dump_dom(url, width=WIDTH, height=4000, wait_ms=20000)
 
     headers = _texts(dom, lambda tag, a: a.get("data-testid") == "experiment-view-compare-runs-section-header")

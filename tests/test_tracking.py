@@ -20,6 +20,7 @@ from sparkdrift.core.config import (
 from sparkdrift.core.results import DriftResult
 from sparkdrift.core.windows import Windows
 from sparkdrift.sinks.tracking import (
+    RUN_TAB,
     NoOpRun,
     config_params,
     describe_windows,
@@ -124,7 +125,7 @@ def test_run_in_named_experiment_with_params_and_tags(uri, tmp_path, monkeypatch
     assert tags["sparkdrift.windows"] == "3 (2026-01-08..2026-01-10)"
     assert tags["sparkdrift.severity"] == "severe"
     assert tags["sparkdrift.actions"] == "retrain"
-    assert run.info.url == f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs/{run.info.run_id}"
+    assert run.info.url == f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs/{run.info.run_id}/{RUN_TAB}"
     assert not (tmp_path / "mlruns").exists()
 
 
@@ -302,10 +303,10 @@ def test_config_params_never_carry_secrets():
 
 def test_run_urls_and_window_labels(monkeypatch):
     monkeypatch.delenv("DATABRICKS_HOST", raising=False)
-    assert run_url("http://mlflow.internal:5000/", "3", "abc") == "http://mlflow.internal:5000/#/experiments/3/runs/abc"
-    assert run_url("https://u:p@host/prefix", "3", "abc") == "https://host/prefix/#/experiments/3/runs/abc"
-    assert run_url("sqlite:///x/mlflow.db", "1", "r") == "http://127.0.0.1:5000/#/experiments/1/runs/r"
-    assert run_url(None, "1", "r") == "http://127.0.0.1:5000/#/experiments/1/runs/r"
+    assert run_url("http://mlflow.internal:5000/", "3", "abc") == "http://mlflow.internal:5000/#/experiments/3/runs/abc/" + RUN_TAB
+    assert run_url("https://u:p@host/prefix", "3", "abc") == "https://host/prefix/#/experiments/3/runs/abc/" + RUN_TAB
+    assert run_url("sqlite:///x/mlflow.db", "1", "r") == "http://127.0.0.1:5000/#/experiments/1/runs/r/" + RUN_TAB
+    assert run_url(None, "1", "r") == "http://127.0.0.1:5000/#/experiments/1/runs/r/" + RUN_TAB
     assert run_url("databricks", "7", "r").endswith("#mlflow/experiments/7/runs/r")
     monkeypatch.setenv("DATABRICKS_HOST", "adb-1.azuredatabricks.net")
     assert run_url("databricks", "7", "r") == "https://adb-1.azuredatabricks.net/#mlflow/experiments/7/runs/r"

@@ -86,6 +86,8 @@ EXPERIMENT_KIND = "custom_model_development"
 _BAD_KEY_CHARS = re.compile(r"[^\w.\- /]")
 _URI_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 DEFAULT_UI = "http://127.0.0.1:5000"
+#: The run page's tab a link opens: the metric charts, in MLflow 3's model-training view (its default view is GenAI's).
+RUN_TAB = "model-metrics?workflowType=machine_learning"
 #: The run cost's metric section: after ``drift``, ``feature.*``, ``performance.*``, ``prediction.*``, ``quality.*``.
 COST_SECTION = "run_cost"
 
@@ -184,12 +186,14 @@ def _databricks_host() -> str | None:
 def run_url(tracking_uri: str | None, experiment_id: str, run_id: str) -> str:
     """Where a person opens the run.
 
-    - ``http(s)://host[/prefix]`` -> ``<uri>/#/experiments/<exp>/runs/<run>``
+    - ``http(s)://host[/prefix]`` -> ``<uri>/#/experiments/<exp>/runs/<run>/<RUN_TAB>``
     - ``databricks[://profile]`` -> ``https://<workspace>/#mlflow/experiments/<exp>/runs/<run>``
       (workspace from ``DATABRICKS_HOST`` or the notebook context; otherwise the
       workspace-relative ``#mlflow/experiments/...`` fragment)
     - sqlite, file, a plain path or None -> the ``mlflow ui`` default
-      ``http://127.0.0.1:5000/#/experiments/<exp>/runs/<run>``
+      ``http://127.0.0.1:5000/#/experiments/<exp>/runs/<run>/<RUN_TAB>``
+
+    An open-source MLflow link opens on the metric charts, whose first section is the drift.
     """
     uri = tracking_uri or ""
     scheme = urlsplit(uri).scheme.lower()
@@ -199,7 +203,7 @@ def run_url(tracking_uri: str | None, experiment_id: str, run_id: str) -> str:
         if parts.port:
             netloc = f"{netloc}:{parts.port}"
         base = f"{parts.scheme}://{netloc}{parts.path}".rstrip("/")
-        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}/{RUN_TAB}"
     if uri == "databricks" or scheme in ("databricks", "databricks-uc"):
         fragment = f"#mlflow/experiments/{experiment_id}/runs/{run_id}"
         host = _databricks_host()
@@ -208,7 +212,7 @@ def run_url(tracking_uri: str | None, experiment_id: str, run_id: str) -> str:
         if "://" not in host:
             host = f"https://{host}"
         return f"{host.rstrip('/')}/{fragment}"
-    return f"{DEFAULT_UI}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{DEFAULT_UI}/#/experiments/{experiment_id}/runs/{run_id}/{RUN_TAB}"
 
 
 def resolve_tracking_uri(cfg: MonitorConfig) -> str:
