@@ -47,7 +47,10 @@ def chromium() -> str:
     started = time.monotonic()
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for command in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+        try:
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+        except subprocess.TimeoutExpired:
+            raise BrowserUnavailable(f"`{' '.join(command)}` did not finish in 15 minutes") from None
         if done.returncode != 0:
             raise BrowserUnavailable(f"`{' '.join(command)}` failed ({done.returncode}): {done.stderr.strip()[-1500:]}")
     found = _find()
