@@ -100,17 +100,17 @@ def window_summaries(
         s = {
             "window_start": d.window_start,
             "window_end": d.window_end,
-            "drift.score": d.score,
-            "drift.n_drifted": d.n_drifted,
-            "drift.share_drifted": d.share_drifted,
-            "drift.severity": severity_rank(d.severity),
+            "drift/score": d.score,
+            "drift/n_drifted": d.n_drifted,
+            "drift/share_drifted": d.share_drifted,
+            "drift/severity": severity_rank(d.severity),
         }
         mine = [r for r in results if r.window_start == d.window_start and r.reference == "baseline"]
         pred = [r.value for r in mine if r.signal == "prediction" and r.statistic == "psi" and not math.isnan(r.value)]
         if pred:
-            s["prediction.psi_max"] = max(pred)
-        s["quality.n_breached"] = sum(1 for r in mine if r.signal == "quality" and r.drifted)
-        s["drift.n_errors"] = len(d.errors)
+            s["drift/prediction_psi_max"] = max(pred)
+        s["drift/quality_n_breached"] = sum(1 for r in mine if r.signal == "quality" and r.drifted)
+        s["drift/n_errors"] = len(d.errors)
         # one noise-floor series per column, for the score's statistic: the line its value must clear
         for r in mine:
             if r.statistic == score_statistic(policy_score) and r.noise_floor is not None and r.signal != "quality":

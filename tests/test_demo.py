@@ -155,10 +155,10 @@ def test_demo_mlflow_store_has_the_detect_run(demo):
     run = runs[0]
     assert run.data.tags["sparkdrift.severity"] == "severe"
     assert set(run.data.tags["sparkdrift.drifted_features"].split(",")) >= DRIFTED_FEATURES
-    assert "drift.score" in run.data.metrics and "drift.monthly_charges.psi" in run.data.metrics
-    history = client.get_metric_history(run.info.run_id, "drift.monthly_charges.psi")
+    assert "drift/score" in run.data.metrics and "feature.monthly_charges/psi" in run.data.metrics
+    history = client.get_metric_history(run.info.run_id, "feature.monthly_charges/psi")
     assert len(history) == 14  # one point per daily window
-    floors = client.get_metric_history(run.info.run_id, "drift.monthly_charges.psi.noise_floor")
+    floors = client.get_metric_history(run.info.run_id, "feature.monthly_charges/psi.noise_floor")
     assert len(floors) == 14 and all(0 < m.value < 0.1 for m in floors)  # ~3,600 rows a day
     assert run.data.tags["sparkdrift.noise_floor"].startswith("on: false-alarm budget 0.01 per window over ")
     assert run.data.tags["sparkdrift.errors"] == "0"
@@ -228,7 +228,7 @@ def test_demo_results_over_the_mlflow_server(demo, tmp_path):
         assert tags["sparkdrift.severity"] == "severe"
 
         history = _get(base, "/api/2.0/mlflow/metrics/get-history", run_id=run_id,
-                       metric_key="drift.support_calls.psi")["metrics"]
+                       metric_key="feature.support_calls/psi")["metrics"]
         assert len(history) == 14
         by_time = sorted(history, key=lambda m: m["timestamp"])
         assert by_time[0]["value"] < 0.1 < 0.2 < by_time[-1]["value"]

@@ -109,7 +109,7 @@ def test_mlflow_metric_history_steps_and_timestamps(case):
     assert run.data.tags["sparkdrift.severity"] == out.severity
     assert run.data.params["binning.fine_bins"] == "200"
     for feature, drifted in (("x1", True), ("x2", False)):
-        hist = sorted(client.get_metric_history(out.run_id, f"drift.{feature}.psi"), key=lambda m: m.step)
+        hist = sorted(client.get_metric_history(out.run_id, f"feature.{feature}/psi"), key=lambda m: m.step)
         expected = sorted(
             (r for r in out.results if r.feature == feature and r.statistic == "psi" and r.reference == "baseline"),
             key=lambda r: r.window_start,
@@ -118,10 +118,10 @@ def test_mlflow_metric_history_steps_and_timestamps(case):
         assert [m.timestamp for m in hist] == [int(r.window_end.timestamp() * 1000) for r in expected]
         assert [m.value for m in hist] == pytest.approx([r.value for r in expected], abs=1e-12)
         assert (max(m.value for m in hist) > 0.2) == drifted
-    score = client.get_metric_history(out.run_id, "drift.score")
+    score = client.get_metric_history(out.run_id, "drift/score")
     assert len(score) == 6
-    assert run.data.metrics["cost.wall_time_s"] > 0
-    assert run.data.metrics["cost.scan_rows"] == 6 * PER_DAY
+    assert run.data.metrics["run_cost/wall_time_s"] > 0
+    assert run.data.metrics["run_cost/scan_rows"] == 6 * PER_DAY
 
 
 def test_report_artifacts_are_logged_and_readable(case):
@@ -162,7 +162,7 @@ def test_rerun_changes_nothing_and_increment_reads_only_the_new_day(case):
     assert again.windows == [] and "no new complete windows" in again.message
     assert read_output(spark, cfg.output_table("metrics")).count() == before
     client = MlflowClient(cfg.mlflow.tracking_uri)
-    assert len(client.get_metric_history(first.run_id, "drift.x1.psi")) == 6
+    assert len(client.get_metric_history(first.run_id, "feature.x1/psi")) == 6
 
     day7 = _rows(rng, PER_DAY, True, DAY0 + timedelta(days=6))
     spark.createDataFrame(day7, SCHEMA).write.format("delta").mode("append").save(str(tmp / "log"))

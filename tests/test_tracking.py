@@ -20,6 +20,7 @@ from sparkdrift.core.config import (
 from sparkdrift.core.results import DriftResult
 from sparkdrift.core.windows import Windows
 from sparkdrift.sinks.tracking import (
+    RUN_TAB,
     NoOpRun,
     config_params,
     describe_windows,
@@ -124,7 +125,7 @@ def test_run_in_named_experiment_with_params_and_tags(uri, tmp_path, monkeypatch
     assert tags["sparkdrift.windows"] == "3 (2026-01-08..2026-01-10)"
     assert tags["sparkdrift.severity"] == "severe"
     assert tags["sparkdrift.actions"] == "retrain"
-    assert run.info.url == f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs/{run.info.run_id}"
+    assert run.info.url == f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs/{run.info.run_id}/{RUN_TAB}"
     assert not (tmp_path / "mlruns").exists()
 
 
@@ -134,28 +135,68 @@ def test_metrics_read_back_with_window_steps_and_timestamps(uri):
     assert n == 5  # NaN skipped
 
     client = MlflowClient(uri)
-    age = sorted(client.get_metric_history(run.info.run_id, "drift.age.psi"), key=lambda m: m.step)
+    age = sorted(client.get_metric_history(run.info.run_id, "feature.age/psi"), key=lambda m: m.step)
     first_step = int(DAY0.replace(tzinfo=timezone.utc).timestamp()) // DAY
     assert [(m.value, m.step, m.timestamp) for m in age] == [
         (0.05, first_step, _ms(DAY0 + timedelta(days=1))),
         (0.31, first_step + 1, _ms(DAY0 + timedelta(days=2))),
         (0.12, first_step + 2, _ms(DAY0 + timedelta(days=3))),
     ]
-    tenure = sorted(client.get_metric_history(run.info.run_id, "drift.tenure.psi"), key=lambda m: m.step)
+    tenure = sorted(client.get_metric_history(run.info.run_id, "feature.tenure/psi"), key=lambda m: m.step)
     assert [(m.value, m.step) for m in tenure] == [(0.01, first_step), (0.02, first_step + 2)]
 
 
 def test_metric_names_follow_the_result_row():
     row = _results({"age": [0.1]})[0]
-    assert row.metric_name == "drift.age.psi"
+    assert row.metric_name == "feature.age/psi"
     from dataclasses import replace
 
-    assert replace(row, signal="prediction", feature="score").metric_name == "prediction.score.psi"
-    assert replace(row, signal="quality", statistic="completeness").metric_name == "quality.age.completeness"
-    assert replace(row, reference="previous_window").metric_name == "drift.age.psi.vs_previous_window"
+    assert replace(row, signal="prediction", feature="score").metric_name == "prediction.score/psi"
+    assert replace(row, signal="quality", statistic="completeness").metric_name == "quality.age/completeness"
+    assert replace(row, reference="previous_window").metric_name == "feature.age/psi.vs_previous_window"
     # a naive datetime is UTC; an aware one is converted
     aware = datetime(2026, 1, 8, 1, 0, tzinfo=timezone(timedelta(hours=1)))
     assert metric_step(aware, DAILY) == metric_step(DAY0, DAILY) == 20461
+
+
+def ui_sections(keys) -> list[str]:
+    """The sections MLflow 3's run page (Model metrics) charts ``keys`` in, top to bottom.
+
+    As its JS bundle does it (mlflow/server/js/build): a section per key prefix
+    before the first '/', in sorted key order, keys without '/' last under
+    "Model metrics". tests/test_browser.py reads the same order off the rendered page.
+    """
+    keys = sorted(keys)
+    named = [k.split("/", 1)[0] for k in keys if "/" in k]
+    return list(dict.fromkeys(named)) + (["Model metrics"] if len(named) < len(keys) else [])
+
+
+def test_the_run_page_opens_on_the_drift_and_ends_on_the_cost(uri):
+    """Window verdicts first, then a section per column (a slice and a comparison sit with it), the run cost last."""
+    from dataclasses import replace
+
+    from sparkdrift.core.policy import WindowDecision
+    from sparkdrift.detect import window_summaries
+
+    rows = _results({"age": [0.05, 0.31], "tenure": [0.01, 0.02]})
+    rows += [replace(r, signal="prediction", feature="score") for r in rows[:2]]
+    rows += [replace(rows[0], signal="quality", statistic="completeness", value=0.99),
+             replace(rows[0], signal="performance", feature="score", statistic="accuracy", value=0.8),
+             replace(rows[1], reference="previous_window"), replace(rows[1], slice="country", slice_value="DE")]
+    decisions = [WindowDecision("churn_model", DAY0 + timedelta(days=i), DAY0 + timedelta(days=i + 1),
+                                score=s, severity=v, n_drifted=n, share_drifted=n / 2)
+                 for i, (s, v, n) in enumerate([(0.05, "none", 0), (0.31, "severe", 1)])]
+    with _start(_cfg(uri)) as run:
+        log_results(run, rows)
+        log_summaries(run, window_summaries(rows, decisions))
+        log_cost(run, {"rows_read": 5500, "wall_time_s": 4.5, "stage.counting_s": 1.25})
+
+    keys = MlflowClient(uri).get_run(run.info.run_id).data.metrics
+    assert ui_sections(keys) == ["drift", "feature.age", "feature.tenure", "performance.score", "prediction.score",
+                                 "quality.age", "run_cost"]
+    assert {"drift/score", "drift/severity", "drift/n_drifted", "drift/share_drifted", "drift/prediction_psi_max",
+            "feature.age/psi.vs_previous_window", "feature.age/psi.slice.country.DE",
+            "run_cost/stage.counting_s"} <= set(keys)
 
 
 def test_metrics_are_logged_in_batches_of_at_most_1000(uri):
@@ -174,7 +215,7 @@ def test_metrics_are_logged_in_batches_of_at_most_1000(uri):
         assert log_results(run, _results(values)) == 2500
     assert len(calls) <= math.ceil(2500 / 1000) and max(calls) <= 1000 and sum(calls) == 2500
 
-    history = MlflowClient(uri).get_metric_history(run.info.run_id, "drift.f249.psi")
+    history = MlflowClient(uri).get_metric_history(run.info.run_id, "feature.f249/psi")
     assert len(history) == n_windows
 
 
@@ -188,8 +229,8 @@ def test_second_run_is_new_and_leaves_the_first_alone(uri):
     assert first.info.run_id != second.info.run_id
     assert first.info.experiment_id == second.info.experiment_id
     client = MlflowClient(uri)
-    h1 = sorted(client.get_metric_history(first.info.run_id, "drift.age.psi"), key=lambda m: m.step)
-    h2 = sorted(client.get_metric_history(second.info.run_id, "drift.age.psi"), key=lambda m: m.step)
+    h1 = sorted(client.get_metric_history(first.info.run_id, "feature.age/psi"), key=lambda m: m.step)
+    h2 = sorted(client.get_metric_history(second.info.run_id, "feature.age/psi"), key=lambda m: m.step)
     assert [m.value for m in h1] == [0.05, 0.31, 0.12]
     assert [m.value for m in h2] == [0.5, 0.6, 0.7]
     assert [m.step for m in h1] == [m.step for m in h2]  # the same window, the same step
@@ -222,8 +263,8 @@ def test_disabled_tracking_creates_nothing(uri):
 def test_summaries_cost_and_artifacts(uri, tmp_path):
     summaries = [
         {"window_start": DAY0 + timedelta(days=i), "window_end": DAY0 + timedelta(days=i + 1),
-         "drift.score": s, "drift.n_drifted": n, "drift.share_drifted": n / 4,
-         "prediction.psi_max": math.nan, "severity": "minor"}
+         "drift/score": s, "drift/n_drifted": n, "drift/share_drifted": n / 4,
+         "drift/prediction_psi_max": math.nan, "severity": "minor"}
         for i, (s, n) in enumerate([(0.1, 0), (0.35, 2)])
     ]
     report = tmp_path / "report"
@@ -238,15 +279,15 @@ def test_summaries_cost_and_artifacts(uri, tmp_path):
 
     client = MlflowClient(uri)
     assert client.get_experiment_by_name("team/drift").experiment_id == run.info.experiment_id
-    score = sorted(client.get_metric_history(run.info.run_id, "drift.score"), key=lambda m: m.step)
+    score = sorted(client.get_metric_history(run.info.run_id, "drift/score"), key=lambda m: m.step)
     step0 = metric_step(DAY0, DAILY)
     assert [(m.value, m.step, m.timestamp) for m in score] == [
         (0.1, step0, _ms(DAY0 + timedelta(days=1))),
         (0.35, step0 + 1, _ms(DAY0 + timedelta(days=2))),
     ]
     metrics = client.get_run(run.info.run_id).data.metrics
-    assert metrics["drift.n_drifted"] == 2 and "prediction.psi_max" not in metrics
-    assert metrics["cost.rows_read"] == 5500 and metrics["cost.stage.read_s"] == 1.25
+    assert metrics["drift/n_drifted"] == 2 and "drift/prediction_psi_max" not in metrics
+    assert metrics["run_cost/rows_read"] == 5500 and metrics["run_cost/stage.read_s"] == 1.25
     top = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
     assert top == {"report/drift_report.html", "report/plots"}
 
@@ -262,10 +303,10 @@ def test_config_params_never_carry_secrets():
 
 def test_run_urls_and_window_labels(monkeypatch):
     monkeypatch.delenv("DATABRICKS_HOST", raising=False)
-    assert run_url("http://mlflow.internal:5000/", "3", "abc") == "http://mlflow.internal:5000/#/experiments/3/runs/abc"
-    assert run_url("https://u:p@host/prefix", "3", "abc") == "https://host/prefix/#/experiments/3/runs/abc"
-    assert run_url("sqlite:///x/mlflow.db", "1", "r") == "http://127.0.0.1:5000/#/experiments/1/runs/r"
-    assert run_url(None, "1", "r") == "http://127.0.0.1:5000/#/experiments/1/runs/r"
+    assert run_url("http://mlflow.internal:5000/", "3", "abc") == "http://mlflow.internal:5000/#/experiments/3/runs/abc/" + RUN_TAB
+    assert run_url("https://u:p@host/prefix", "3", "abc") == "https://host/prefix/#/experiments/3/runs/abc/" + RUN_TAB
+    assert run_url("sqlite:///x/mlflow.db", "1", "r") == "http://127.0.0.1:5000/#/experiments/1/runs/r/" + RUN_TAB
+    assert run_url(None, "1", "r") == "http://127.0.0.1:5000/#/experiments/1/runs/r/" + RUN_TAB
     assert run_url("databricks", "7", "r").endswith("#mlflow/experiments/7/runs/r")
     monkeypatch.setenv("DATABRICKS_HOST", "adb-1.azuredatabricks.net")
     assert run_url("databricks", "7", "r") == "https://adb-1.azuredatabricks.net/#mlflow/experiments/7/runs/r"

@@ -54,11 +54,17 @@ class DriftResult:
 
     @property
     def metric_name(self) -> str:
-        """MLflow metric key, e.g. drift.age.psi, prediction.score.psi, quality.age.completeness."""
-        prefix = {"feature": "drift", "prediction": "prediction"}.get(self.signal, self.signal)
+        """MLflow metric key ``<signal>.<column>/<statistic>``, e.g. feature.age/psi, prediction.score/psi.
+
+        MLflow's run page groups charts into sections by the key's part before
+        the first '/', so each column gets its own section, after the window
+        verdicts (``drift/...``); comparisons with other references and slices
+        are suffixes (``feature.age/psi.vs_previous_window``,
+        ``feature.age/psi.slice.country.DE``), so they chart next to the overall value.
+        """
         suffix = "" if self.reference == "baseline" else f".vs_{self.reference}"
-        where = "" if self.slice == OVERALL else f"slice.{self.slice}.{self.slice_value}."
-        return f"{where}{prefix}.{self.feature}.{self.statistic}{suffix}"
+        where = "" if self.slice == OVERALL else f".slice.{self.slice}.{self.slice_value}"
+        return f"{self.signal}.{self.feature}/{self.statistic}{suffix}{where}"
 
     def to_dict(self) -> dict:
         d = asdict(self)

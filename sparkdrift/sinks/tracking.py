@@ -4,13 +4,17 @@ No Spark here: everything takes plain values (``DriftResult`` rows, dicts).
 
 Naming and the step rule (the same for every job, so runs line up in the UI):
 
-- metric key: ``DriftResult.metric_name`` (``drift.age.psi``, ``prediction.score.psi``,
-  ``quality.age.completeness``, ``drift.age.psi.vs_previous_window``); window
-  summaries use their own keys (``drift.score``, ``drift.n_drifted``, ...);
-  run cost is logged as ``cost.<name>``.
+- metric key ``<section>/<name>``: MLflow's run page charts each key prefix
+  before the first '/' as one section, in key order, so the keys are chosen
+  for that order. ``drift/...`` (the window verdicts: score, severity,
+  n_drifted, ...) sorts first; then one section per column,
+  ``DriftResult.metric_name`` (``feature.age/psi``, ``prediction.score/psi``,
+  ``quality.age/completeness``, ``feature.age/psi.vs_previous_window``); the
+  run cost last, ``run_cost/<name>``.
 - ``step = Windows.index(window_start)``: the window's number (epoch seconds //
   window seconds; for months, months since 1970-01) that is stable across runs, so a metric's history over many runs reads as
-  one time series and a recomputed window lands on the same step.
+  one time series and a recomputed window lands on the same step. (The UI
+  writes it as e.g. 20.454k; its "Time (wall)" x axis shows the window ends as dates.)
 - ``timestamp = window_end`` in epoch milliseconds.
 - Naive datetimes are taken as UTC (sparkdrift's Spark sessions run in UTC).
 
@@ -81,9 +85,13 @@ STALE_RUN = timedelta(hours=24)
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
-_BAD_KEY_CHARS = re.compile(r"[^\w.\- ]")
+_BAD_KEY_CHARS = re.compile(r"[^\w.\- /]")
 _URI_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 DEFAULT_UI = "http://127.0.0.1:5000"
+#: The run page's tab a link opens: the metric charts, in MLflow 3's model-training view (its default view is GenAI's).
+RUN_TAB = "model-metrics?workflowType=machine_learning"
+#: The run cost's metric section: after ``drift``, ``feature.*``, ``performance.*``, ``prediction.*``, ``quality.*``.
+COST_SECTION = "run_cost"
 
 
 # --------------------------------------------------------------------------- time
@@ -126,7 +134,7 @@ def describe_windows(
 
 
 def _key(name: str) -> str:
-    """An MLflow-valid metric/param/tag key: odd characters become '_', at most 250 chars."""
+    """An MLflow-valid metric/param/tag key: odd characters become '_', at most 250 chars ('/' stays: it sections charts)."""
     key = _BAD_KEY_CHARS.sub("_", str(name))[:MAX_KEY_LENGTH]
     return key if key not in ("", ".", "..") else "_"
 
@@ -180,12 +188,14 @@ def _databricks_host() -> str | None:
 def run_url(tracking_uri: str | None, experiment_id: str, run_id: str) -> str:
     """Where a person opens the run.
 
-    - ``http(s)://host[/prefix]`` -> ``<uri>/#/experiments/<exp>/runs/<run>``
+    - ``http(s)://host[/prefix]`` -> ``<uri>/#/experiments/<exp>/runs/<run>/<RUN_TAB>``
     - ``databricks[://profile]`` -> ``https://<workspace>/#mlflow/experiments/<exp>/runs/<run>``
       (workspace from ``DATABRICKS_HOST`` or the notebook context; otherwise the
       workspace-relative ``#mlflow/experiments/...`` fragment)
     - sqlite, file, a plain path or None -> the ``mlflow ui`` default
-      ``http://127.0.0.1:5000/#/experiments/<exp>/runs/<run>``
+      ``http://127.0.0.1:5000/#/experiments/<exp>/runs/<run>/<RUN_TAB>``
+
+    An open-source MLflow link opens on the metric charts, whose first section is the drift.
     """
     uri = tracking_uri or ""
     scheme = urlsplit(uri).scheme.lower()
@@ -195,7 +205,7 @@ def run_url(tracking_uri: str | None, experiment_id: str, run_id: str) -> str:
         if parts.port:
             netloc = f"{netloc}:{parts.port}"
         base = f"{parts.scheme}://{netloc}{parts.path}".rstrip("/")
-        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}/{RUN_TAB}"
     if uri == "databricks" or scheme in ("databricks", "databricks-uc"):
         fragment = f"#mlflow/experiments/{experiment_id}/runs/{run_id}"
         host = _databricks_host()
@@ -204,7 +214,7 @@ def run_url(tracking_uri: str | None, experiment_id: str, run_id: str) -> str:
         if "://" not in host:
             host = f"https://{host}"
         return f"{host.rstrip('/')}/{fragment}"
-    return f"{DEFAULT_UI}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{DEFAULT_UI}/#/experiments/{experiment_id}/runs/{run_id}/{RUN_TAB}"
 
 
 def resolve_tracking_uri(cfg: MonitorConfig) -> str:
@@ -360,7 +370,7 @@ class DriftRun:
 
     @_sink(0)
     def log_summaries(self, summaries: Iterable[dict]) -> int:
-        """Log per-window summary numbers (``drift.score``, ``drift.n_drifted``, ...).
+        """Log per-window summary numbers (``drift/score``, ``drift/n_drifted``, ...).
 
         Every numeric key other than window_start/window_end becomes a metric
         at the window's step; NaN, None and non-numeric values are skipped.
@@ -383,17 +393,18 @@ class DriftRun:
 
     @_sink(0)
     def log_cost(self, cost: dict[str, float]) -> int:
-        """Log what the run cost as ``cost.<name>`` (rows_read, bytes_read, task_time_s, ...)."""
+        """Log what the run cost as ``run_cost/<name>`` (rows_read, bytes_read, task_time_s, ...).
+
+        Its section sorts after every drift section, so the run page opens on the drift.
+        """
         from mlflow.entities import Metric
 
         ts = _now_ms()
         metrics = []
         for name, raw in cost.items():
             value = _number(raw)
-            if value is None:
-                continue
-            key = _key(name if str(name).startswith("cost.") else f"cost.{name}")
-            metrics.append(Metric(key, value, ts, 0))
+            if value is not None:
+                metrics.append(Metric(_key(f"{COST_SECTION}/{name}"), value, ts, 0))
         return self._log_metrics(metrics)
 
     # -- params, tags, artifacts
