@@ -3,6 +3,7 @@ a job killed at any stage leaves a state from which the next run reaches the sam
 from __future__ import annotations
 
 import json
+import os
 import threading
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -159,6 +160,65 @@ def test_rows_that_arrive_after_a_window_was_computed_are_found_and_the_window_r
 
     third = run_detect(spark, cfg, as_of=as_of)  # nothing changed since: nothing recounted, nothing written
     assert third.message.startswith("no new complete windows") and third.windows == []
+
+
+SECRETS = {"SD_API_KEY": "sk-live-0123456789", "SD_TOKEN": "tok-abcdef-98765", "SD_HOOK_PATH": "T0K3N-in-url-4242"}
+
+
+def test_planted_secrets_reach_their_action_and_no_output(spark, tmp_path, webhook, monkeypatch, capsys, caplog):
+    """Secrets in the environment, a --flag and a webhook URL: the retrain command gets them; stdout, logs,
+    every table (rows and Delta log), the MLflow store, its artifacts, the report and the alert never do."""
+    import sqlite3
+    import sys
+
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SD_TEST_HOOK", os.environ["SD_TEST_HOOK"] + "/" + SECRETS["SD_HOOK_PATH"])
+    literal = "literal-key-42"  # a literal value after a secret-looking flag
+    received = tmp_path / "received.json"  # what the retrain command got: outside every place searched below
+    script = tmp_path / "train.py"
+    script.write_text("import json, os, sys\n"
+                      f"json.dump({{'argv': sys.argv, 'env': dict(os.environ)}}, open({str(received)!r}, 'w'))\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    _tables(spark, work)
+    data = _config(work)
+    data["mlflow"] = {"tracking_uri": f"sqlite:///{work}/mlflow.db"}
+    data["output"]["report_dir"] = str(work / "reports")
+    data["actions"]["retrain"] = {
+        "kind": "command", "min_severity": "minor", "synchronous": True,
+        "command": [sys.executable, str(script), "--token=${SD_TOKEN}", "--api-key", literal],
+        "parameters": {"api_key": "${SD_API_KEY}", "note": "uses ${SD_API_KEY}"},
+    }
+    cfg_file = work / "secret.yaml"
+    cfg_file.write_text(yaml.safe_dump(data))
+    with caplog.at_level("DEBUG"):
+        assert main(["validate", str(cfg_file)]) == 0
+        assert main(["baseline", "--config", str(cfg_file)]) == 0
+        assert main(["detect", "--config", str(cfg_file), "--as-of",
+                     (DAY0 + timedelta(days=3, hours=2)).isoformat()]) == 0
+
+    got = json.loads(received.read_text())  # the action itself is not crippled by redaction
+    assert f"--token={SECRETS['SD_TOKEN']}" in got["argv"] and literal in got["argv"]
+    assert SECRETS["SD_API_KEY"] in got["env"].values()
+    assert len(webhook) == 1
+
+    cfg = load_config(cfg_file)
+    outputs = {"stdout+stderr": "".join(capsys.readouterr()),
+               "logs": "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records),
+               "alert": json.dumps(webhook)}
+    for name in ("profiles", "histograms", "metrics", "actions"):
+        table = read_output(spark, cfg.output_table(name))
+        if table is not None:
+            outputs[f"table {name}"] = "\n".join(str(r) for r in table.collect())
+    with sqlite3.connect(work / "mlflow.db") as con:
+        outputs["MLflow store"] = "\n".join(con.iterdump())
+    files = [f for f in work.rglob("*") if f.is_file() and f.suffix in (".json", ".html", ".txt", ".md", ".csv", "")]
+    outputs.update({str(f.relative_to(work)): f.read_text(errors="replace") for f in files})
+    assert any(k.startswith("tables/") and "_delta_log" in k for k in outputs)  # the Delta logs were searched
+    assert any(k.endswith("drift_report.html") for k in outputs) and "retrain" in outputs["table actions"]
+    leaks = [(where, s) for where, text in outputs.items() for s in (*SECRETS.values(), literal) if s in text]
+    assert leaks == []
 
 
 class _Crash(Exception):
