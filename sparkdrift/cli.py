@@ -78,9 +78,12 @@ def _cmd_init(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         print(f"sparkdrift: error: {out} exists (use --force to overwrite, or --out)", file=sys.stderr)
         return 2
+    from sparkdrift.store.tables import read_table
+
     spark = _session(args)
-    baseline, production = scaffold.table_facts(spark, args.baseline), scaffold.table_facts(spark, args.production)
-    time = scaffold.time_facts(spark, args.production, scaffold.timestamp_column(production))
+    prod = read_table(spark, args.production)  # read once: its schema, sample and time range
+    baseline, production = scaffold.table_facts(read_table(spark, args.baseline)), scaffold.table_facts(prod)
+    time = scaffold.time_facts(prod, scaffold.timestamp_column(production))
     proposal = scaffold.propose(monitor, baseline, production, time)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(scaffold.render(proposal, baseline, production))

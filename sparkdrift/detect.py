@@ -196,9 +196,8 @@ def run_detect(
                 since = None if start is None else min(label_horizon(cfg, end), start)
                 late_labels = labels_pass(spark, cfg, prod.df, since, end)
         with meter.stage("write_histograms"):
-            store.write_histograms(baseline.baseline_id, windows, prod.version)
-            store.write_histograms(baseline.baseline_id, late_labels, prod.version)
-            store.write_histograms(baseline.baseline_id, counted.slices, prod.version)
+            # one commit for the run: the windows, their late-labelled performance (which wins), the slices
+            store.write_histograms(baseline.baseline_id, [*windows, *late_labels, *counted.slices], prod.version)
             depth = max(cfg.references.rolling_windows, 7, cfg.policy.consecutive_windows)
             history = store.load_histograms(baseline.baseline_id, before=windows[0].window_start, last=depth)
         extra = _extra_columns(spark, cfg, baseline, prod.df.columns)
@@ -268,7 +267,7 @@ def run_detect(
                 "sparkdrift.drifted_features": ",".join(sorted({f for d in decisions for f in d.drifted})) or "-",
                 "sparkdrift.actions": _actions_text(records),
                 "sparkdrift.null_timestamps": str(counted.null_timestamps),
-                "sparkdrift.noise_floor": _budget_text(cfg, baseline),
+                "sparkdrift.noise_floor": outcome.noise,
                 "sparkdrift.errors": str(sum(len(d.errors) for d in decisions)),
                 "sparkdrift.late_windows": str(len(late)),
             })

@@ -20,7 +20,7 @@ import yaml
 from sparkdrift.errors import TableError
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from sparkdrift.store.tables import TableRead
 
 SAMPLE_ROWS = 10_000
 #: Rows a window should hold for its noise floors to let real drift through (README: noise floors).
@@ -189,14 +189,13 @@ def render(proposal: Proposal, baseline: TableFacts, production: TableFacts) -> 
 # --------------------------------------------------------------------------- Spark
 
 
-def table_facts(spark: "SparkSession", table: str) -> TableFacts:
+def table_facts(read: "TableRead") -> TableFacts:
     """Schema, plus approximate distinct counts and numeric ranges over the first `SAMPLE_ROWS` rows."""
     from pyspark.sql import functions as F
 
     from sparkdrift.spark.selection import qcol
-    from sparkdrift.store.tables import read_table
 
-    df = read_table(spark, table).df
+    df, table = read.df, read.table
     types = {f.name: f.dataType.simpleString() for f in df.schema.fields}
     simple = [c for c, t in types.items() if _NUMERIC.match(t) or t in ("string", "boolean")]
     sample = df.select(*[qcol(c) for c in simple]).limit(SAMPLE_ROWS)
@@ -213,17 +212,16 @@ def table_facts(spark: "SparkSession", table: str) -> TableFacts:
     return TableFacts(table, types, int(row["_n"]), distinct, ranges)
 
 
-def time_facts(spark: "SparkSession", table: str, column: str) -> TimeFacts:
+def time_facts(read: "TableRead", column: str) -> TimeFacts:
     """First and last timestamp and the row count (from Delta's file statistics where it can)."""
     from pyspark.sql import functions as F
 
     from sparkdrift.spark.selection import qcol
-    from sparkdrift.store.tables import read_table
 
     ts = qcol(column).cast("timestamp")
-    row = read_table(spark, table).df.agg(F.min(ts), F.max(ts), F.count(F.lit(1))).first()
+    row = read.df.agg(F.min(ts), F.max(ts), F.count(F.lit(1))).first()
     if row[0] is None:
-        raise TableError(f"table {table}: column {column!r} has no timestamps to cut windows on")
+        raise TableError(f"table {read.table}: column {column!r} has no timestamps to cut windows on")
     return TimeFacts(column, row[0], row[1], int(row[2]))
 
 

@@ -90,7 +90,8 @@ class MonitorStore(ABC):
     @abstractmethod
     def write_histograms(self, baseline_id: str, windows: Sequence[WindowHistograms],
                          source_version: int | None) -> int:
-        """Upsert on (baseline id, window, slice, slice value, feature): a recomputed window replaces. Returns rows."""
+        """Upsert on (baseline id, window, slice, slice value, feature) in one commit: a recomputed window replaces,
+        and within ``windows`` a later entry for the same key wins. Returns rows."""
 
     @abstractmethod
     def last_written(self, baseline_id: str, feature: str) -> datetime | None:

@@ -239,17 +239,17 @@ class DeltaStore(MonitorStore):
     def write_histograms(self, baseline_id: str, windows: Sequence[WindowHistograms],
                          source_version: int | None) -> int:
         now = _now()
-        rows = []
+        rows = {}  # one row per key, the later entry winning: a MERGE source must not repeat a key
         for w in windows:
             for feature, h in w.histograms.items():
                 d = h.to_dict()
-                rows.append((
+                rows[(w.window_start, w.slice, w.slice_value, feature)] = ((
                     self.monitor, baseline_id, naive_utc(w.window_start), naive_utc(w.window_end), feature, w.rows,
                     d["counts"], d["nulls"], d["nans"], d["underflow"], d["overflow"], d["unseen"], d["invalid"],
                     d["value_sum"], d["value_sum_sq"], d["min"], d["max"], d["bin_sums"], source_version, now,
                     w.slice, w.slice_value,
                 ))
-        self._merge("histograms", rows, HISTOGRAM_SCHEMA, HISTOGRAM_KEYS)
+        self._merge("histograms", list(rows.values()), HISTOGRAM_SCHEMA, HISTOGRAM_KEYS)
         return len(rows)
 
     def last_written(self, baseline_id: str, feature: str) -> datetime | None:
