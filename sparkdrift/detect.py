@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from sparkdrift.actions import apply_actions
 from sparkdrift.core.config import MonitorConfig, parse_timestamp
 from sparkdrift.core.drift import alpha_per_test, drift_results, n_tests, slice_alpha_per_test, slice_results
-from sparkdrift.core.performance import SLOT, performance_results
+from sparkdrift.core.performance import SLOT, baseline_metrics, performance_results
 from sparkdrift.core.policy import WindowDecision, evaluate, score_statistic, severity_rank
 from sparkdrift.core.quality import quality_results
 from sparkdrift.core.results import DriftResult
@@ -259,6 +259,7 @@ def run_detect(
                 where=outcome.where,
                 actions=records,
                 retrain_synchronous=bool(cfg.actions.retrain and cfg.actions.retrain.synchronous),
+                baseline_performance=baseline_metrics(cfg, baseline.performance),
             )
             run.log_artifacts(folder)
             outcome.report_dir = folder

@@ -108,7 +108,8 @@ def test_report_renders_every_section_and_fits_1400px(chromium, report, tmp_path
     dom = browser.dump_dom(page.as_uri(), width=WIDTH, height=900, wait_ms=3000)
 
     h2 = _texts(dom, lambda tag, a: tag == "h2")
-    expected = ["Summary by window, most severe first", "Actions", "Latest window (2026-01-14): every statistic",
+    expected = ["Summary by window, most severe first", "Actions", "Model performance against the baseline",
+                "Latest window (2026-01-14): every statistic",
                 "Statistics over time against their thresholds", "Baseline vs latest window", "Cost"]
     assert [h for h in h2 if h in expected] == expected, h2
     drifted = {h.removesuffix(" drifted") for h in _texts(dom, lambda tag, a: tag == "h3") if h.endswith(" drifted")}

@@ -277,3 +277,31 @@ def test_actions_section_says_what_was_sent_started_and_skipped(tmp_path):
     assert "superseded" in rows[2] and "a later window (2026-01-14T00:00:00Z) decides retraining" in rows[2]
     doc = json.loads((tmp_path / "drift_report.json").read_text())
     assert [a["shown_status"] for a in doc["actions"]] == ["succeeded", "launched", "superseded"]
+
+
+def test_performance_section_shows_the_latest_labelled_window_against_the_baseline(tmp_path):
+    t0 = datetime(2026, 1, 12, tzinfo=timezone.utc)
+    day = timedelta(days=1)
+
+    def perf(start, stat, value, threshold, drifted, n):
+        return DriftResult("m", "b", start, start + day, "score", stat, value, threshold, drifted,
+                           signal="performance", window_rows=n)
+
+    results = [perf(t0, "accuracy", 0.81, 0.779, False, 900),  # an older window: not the one shown
+               perf(t0 + day, "accuracy", 0.70, 0.779, True, 1200), perf(t0 + day, "auc", 0.74, 0.70, False, 1200)]
+    # baseline 820 of 1000 right: 0.82; the threshold 0.779 is 0.95 x 0.82
+    write_report(tmp_path, monitor="m", run_id=None, results=results, decisions=[], overlays={}, cost={},
+                 baseline_performance={"accuracy": 820 / 1000, "auc": 0.76})
+    html = (tmp_path / "drift_report.html").read_text()
+    assert "<h2>Model performance against the baseline</h2>" in html
+    table = html[html.index('<table id="performance">'):]
+    table = table[:table.index("</table>")]
+    assert "<th>2026-01-13</th>" in table
+    rows = [r.strip() for r in table.split("<tr") if "<td>" in r]
+    assert rows[0] == ('class="drift"><td>accuracy</td><td>0.82</td><td>0.7</td><td>0.779</td>'
+                       "<td>1,200</td></tr>")
+    assert rows[1] == "><td>auc</td><td>0.76</td><td>0.74</td><td>0.7</td><td>1,200</td></tr>"
+    assert json.loads((tmp_path / "drift_report.json").read_text())["baseline_performance"] == {
+        "accuracy": 0.82, "auc": 0.76}
+    write_report(tmp_path / "none", monitor="m", run_id=None, results=[], decisions=[], overlays={}, cost={})
+    assert "Model performance" not in (tmp_path / "none" / "drift_report.html").read_text()  # no labels: no section

@@ -110,6 +110,13 @@ def metric_noise(name: str, at: float, sizes: tuple[int, ...]) -> float:
     return math.sqrt(at * (1 - at) / n) if n else math.nan
 
 
+def baseline_metrics(cfg, baseline_hist: Histogram | None) -> dict[str, float]:
+    """The model's own performance on the baseline (labels in the baseline table): what windows are held to."""
+    if baseline_hist is None or not baseline_hist.counts.sum() or not cfg.prediction.columns:
+        return {}
+    return {name: v for name, (v, _, _) in metrics(cfg.prediction.kind, baseline_hist, cfg.label.threshold).items()}
+
+
 def performance_results(
     cfg, baseline_id: str, windows, baseline_hist: Histogram | None, alpha: float | None = None
 ) -> list:
@@ -128,7 +135,7 @@ def performance_results(
 
     kind, column = cfg.prediction.kind, cfg.prediction.columns[0]
     floors = {"accuracy": cfg.performance.accuracy, "auc": cfg.performance.auc}
-    base = metrics(kind, baseline_hist, cfg.label.threshold) if baseline_hist is not None and baseline_hist.counts.sum() else {}
+    base = baseline_metrics(cfg, baseline_hist)
     out = []
     for w in windows:
         h = w.histograms.get(SLOT)
@@ -136,7 +143,7 @@ def performance_results(
             continue
         sizes = sample_sizes(kind, h, cfg.label.threshold)
         for name, (value, lower, upper) in metrics(kind, h, cfg.label.threshold).items():
-            ref = base.get(name, (math.nan,))[0]
+            ref = base.get(name, math.nan)
             rel = cfg.performance.relative
             floor = None
             if name in _HIGHER_IS_BETTER:

@@ -333,6 +333,7 @@ def write_report(
     where: dict[str, list[SliceFinding]] | None = None,
     actions: Sequence[ActionRecord] = (),
     retrain_synchronous: bool = False,
+    baseline_performance: dict[str, float] | None = None,
 ) -> dict[str, Path]:
     """Write drift_report.json, drift_report.html and plots/*.png into ``folder``.
 
@@ -345,6 +346,8 @@ def write_report(
     and quarters are named, not dated). ``where``: per drifted feature, its
     slice values ranked by contribution (`core.slices.where_drift`).
     ``actions``: the run's action records (decided, sent, started, skipped).
+    ``baseline_performance``: the model's metrics on the baseline, which the
+    latest window's performance is shown against.
     """
     folder = Path(folder)
     plots = folder / PLOTS_DIR
@@ -436,6 +439,7 @@ def write_report(
         "slices": {f: [_plain(dataclasses.asdict(x)) for x in found] for f, found in (where or {}).items()},
         "actions": [{**_plain(dataclasses.asdict(a)), "shown_status": shown_status(a, retrain_synchronous)}
                     for a in actions],
+        "baseline_performance": _plain(dict(baseline_performance or {})),
     }
     json_path = folder / JSON_NAME
     json_path.write_text(json.dumps(doc, indent=1, allow_nan=False, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -444,7 +448,8 @@ def write_report(
     html_path = folder / HTML_NAME
     html_path.write_text(
         _html(monitor, run_id, generated, results, decisions, charts, features, latest, cost, noise, where or {},
-              _actions_section(actions, retrain_synchronous)),
+              _actions_section(actions, retrain_synchronous)
+              + _performance_section(results, baseline_performance or {})),
         encoding="utf-8"
     )
     written[HTML_NAME] = html_path
@@ -475,6 +480,31 @@ def _actions_section(actions: Sequence[ActionRecord], synchronous: bool) -> str:
             f"<td>{_esc(status)}</td><td>{_esc(a.retrain_run_id or '')}</td>"
             f"<td>{_esc(a.error or _STATUS_NOTE.get(status, ''))}</td></tr>"
         )
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def _performance_section(results: list[DriftResult], baseline: dict[str, float]) -> str:
+    """The latest labelled window's model metrics next to the model's own on the baseline, and the line they must hold.
+
+    Labels arrive late, so the newest window with performance results is
+    shown, named; empty when the monitor has no labels at all.
+    """
+    perf = [r for r in results if r.signal == "performance"]
+    if not perf and not baseline:
+        return ""
+    rows = ["\n<h2>Model performance against the baseline</h2>"]
+    if not perf:
+        rows.append('<p class="muted">No window has labels yet; on the baseline: '
+                    + ", ".join(f"{_esc(k)} {num(v, 3)}" for k, v in baseline.items()) + ".</p>")
+        return "\n".join(rows)
+    last = max(as_utc(r.window_start) for r in perf)
+    rows.append(f'<table id="performance"><tr><th>metric</th><th>baseline</th>'
+                f"<th>{_esc(_window_text(last))}</th><th>threshold</th><th>labelled rows</th></tr>")
+    for r in sorted((r for r in perf if as_utc(r.window_start) == last), key=lambda r: r.statistic):
+        cls = ' class="drift"' if r.drifted else ""
+        rows.append(f"<tr{cls}><td>{_esc(r.statistic)}</td><td>{num(baseline.get(r.statistic, math.nan), 3)}</td>"
+                    f"<td>{num(r.value, 3)}</td><td>{num(r.threshold, 3)}</td><td>{r.window_rows:,}</td></tr>")
     rows.append("</table>")
     return "\n".join(rows)
 
