@@ -305,3 +305,16 @@ def test_performance_section_shows_the_latest_labelled_window_against_the_baseli
         "accuracy": 0.82, "auc": 0.76}
     write_report(tmp_path / "none", monitor="m", run_id=None, results=[], decisions=[], overlays={}, cost={})
     assert "Model performance" not in (tmp_path / "none" / "drift_report.html").read_text()  # no labels: no section
+
+
+def test_calendar_windows_are_named_as_the_charts_name_them(tmp_path):
+    from sparkdrift.core.windows import Windows
+
+    jan, feb = datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 2, 1, tzinfo=timezone.utc)
+    decision = {"window_start": jan, "window_end": feb, "severity": "none", "score": 0.0, "rules": [],
+                "n_drifted": 0, "drifted": {}, "errors": []}
+    row = DriftResult("m", "b", jan, feb, "age", "psi", 0.01, 0.2, False)
+    write_report(tmp_path, monitor="m", run_id=None, results=[row], decisions=[decision], overlays={}, cost={},
+                 windows=Windows(months=1))
+    html = (tmp_path / "drift_report.html").read_text()
+    assert "<td>2026-01</td>" in html and "Latest window (2026-01)" in html and "2026-01-01" not in html

@@ -54,8 +54,11 @@ def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _window_text(start: datetime, end: datetime | None = None) -> str:
-    """'2026-01-14' for a day, '2026-01-05–2026-01-11' for a week, '2026-01-14 06:00–07:00' for an hour."""
+def _window_text(start: datetime, end: datetime | None = None, windows: Windows | None = None) -> str:
+    """'2026-01-14' for a day, '2026-01-05–2026-01-11' for a week, '2026-01-14 06:00–07:00' for an hour,
+    '2026-01' / '2026-Q1' for calendar months and quarters (as the charts' axis names them)."""
+    if windows is not None and windows.months:
+        return windows.label(start)
     s = naive_utc(start)
     midnight = s.time() == datetime.min.time()
     if end is None:
@@ -209,7 +212,8 @@ def _severity_badge(severity: Any) -> str:
     return f'<span class="sev sev-{cls}">{_esc(s)}</span>'
 
 
-def _summary_table(decisions: list[dict], drifted_by_window: dict[datetime, list[DriftResult]]) -> str:
+def _summary_table(decisions: list[dict], drifted_by_window: dict[datetime, list[DriftResult]],
+                   windows: Windows | None = None) -> str:
     if not decisions:
         return '<p class="muted">No policy decisions in this run.</p>'
     rows = sorted(
@@ -232,7 +236,7 @@ def _summary_table(decisions: list[dict], drifted_by_window: dict[datetime, list
         n = d.get("n_drifted")
         out.append(
             f'<tr class="sev-row" data-severity="{_esc(str(sev).lower() if sev is not None else "none")}">'
-            f"<td>{_esc(_window_text(start, d.get('window_end')))}</td>"
+            f"<td>{_esc(_window_text(start, d.get('window_end'), windows))}</td>"
             f"<td>{_severity_badge(sev)}</td>"
             f'<td class="num">{_esc(_score(d.get("score")))}</td>'
             f'<td class="num">{_esc("—" if n is None else num(int(n)))}</td>'
@@ -401,7 +405,7 @@ def write_report(
         feat_rows = [r for r in results if r.feature == feat] or results
         win_start = max((as_utc(r.window_start) for r in feat_rows), default=None)
         last = [r for r in feat_rows if win_start is not None and as_utc(r.window_start) == win_start]
-        win_label = f"window {_window_text(last[0].window_start, last[0].window_end)}" if last else "latest window"
+        win_label = f"window {_window_text(last[0].window_start, last[0].window_end, windows)}" if last else "latest window"
         last = [r for r in last if r.feature == feat]
         drifted = [r for r in last if r.drifted and r.reference == "baseline"]
         subtitle = ", ".join(
@@ -448,8 +452,8 @@ def write_report(
     html_path = folder / HTML_NAME
     html_path.write_text(
         _html(monitor, run_id, generated, results, decisions, charts, features, latest, cost, noise, where or {},
-              _actions_section(actions, retrain_synchronous)
-              + _performance_section(results, baseline_performance or {})),
+              _actions_section(actions, retrain_synchronous, windows)
+              + _performance_section(results, baseline_performance or {}, windows), windows),
         encoding="utf-8"
     )
     written[HTML_NAME] = html_path
@@ -463,7 +467,7 @@ _STATUS_NOTE = {
 }
 
 
-def _actions_section(actions: Sequence[ActionRecord], synchronous: bool) -> str:
+def _actions_section(actions: Sequence[ActionRecord], synchronous: bool, windows: Windows | None) -> str:
     """What the policy's verdicts led to: each alert and retrain, its status and why."""
     rows = ['<h2>Actions</h2>']
     if not actions:
@@ -475,7 +479,7 @@ def _actions_section(actions: Sequence[ActionRecord], synchronous: bool) -> str:
         status = shown_status(a, synchronous)
         cls = ' class="drift"' if status == "failed" else ""
         rows.append(
-            f"<tr{cls}><td>{_esc(_window_text(a.window_start, a.window_end))}</td><td>{_esc(a.action)} "
+            f"<tr{cls}><td>{_esc(_window_text(a.window_start, a.window_end, windows))}</td><td>{_esc(a.action)} "
             f"({_esc(a.severity)})</td><td>{_esc(a.kind)}</td><td><code>{_esc(a.target)}</code></td>"
             f"<td>{_esc(status)}</td><td>{_esc(a.retrain_run_id or '')}</td>"
             f"<td>{_esc(a.error or _STATUS_NOTE.get(status, ''))}</td></tr>"
@@ -484,7 +488,7 @@ def _actions_section(actions: Sequence[ActionRecord], synchronous: bool) -> str:
     return "\n".join(rows)
 
 
-def _performance_section(results: list[DriftResult], baseline: dict[str, float]) -> str:
+def _performance_section(results: list[DriftResult], baseline: dict[str, float], windows: Windows | None) -> str:
     """The latest labelled window's model metrics next to the model's own on the baseline, and the line they must hold.
 
     Labels arrive late, so the newest window with performance results is
@@ -500,7 +504,7 @@ def _performance_section(results: list[DriftResult], baseline: dict[str, float])
         return "\n".join(rows)
     last = max(as_utc(r.window_start) for r in perf)
     rows.append(f'<table id="performance"><tr><th>metric</th><th>baseline</th>'
-                f"<th>{_esc(_window_text(last))}</th><th>threshold</th><th>labelled rows</th></tr>")
+                f"<th>{_esc(_window_text(last, windows=windows))}</th><th>threshold</th><th>labelled rows</th></tr>")
     for r in sorted((r for r in perf if as_utc(r.window_start) == last), key=lambda r: r.statistic):
         cls = ' class="drift"' if r.drifted else ""
         rows.append(f"<tr{cls}><td>{_esc(r.statistic)}</td><td>{num(baseline.get(r.statistic, math.nan), 3)}</td>"
@@ -545,6 +549,7 @@ def _html(
     noise: str = "",
     where: dict[str, list[SliceFinding]] | None = None,
     actions_html: str = "",
+    windows: Windows | None = None,
 ) -> str:
     drifted_by_window: dict[datetime, list[DriftResult]] = defaultdict(list)
     for r in results:
@@ -554,7 +559,8 @@ def _html(
     baselines = sorted({r.baseline_id for r in results})
     meta = [f"run <code>{_esc(run_id)}</code>" if run_id else "no MLflow run"]
     if starts:
-        span = _window_text(starts[0]) if len(starts) == 1 else f"{_window_text(starts[0])} → {_window_text(starts[-1])}"
+        span = (_window_text(starts[0], windows=windows) if len(starts) == 1
+                else f"{_window_text(starts[0], windows=windows)} → {_window_text(starts[-1], windows=windows)}")
         meta.append(f"{len(starts)} window{'s' if len(starts) != 1 else ''}: {_esc(span)}")
     if baselines:
         meta.append("baseline " + ", ".join(f"<code>{_esc(b)}</code>" for b in baselines))
@@ -571,7 +577,7 @@ def _html(
         + "</h1>",
         f'<p class="meta">{" · ".join(meta)}</p>',
         "<h2>Summary by window, most severe first</h2>",
-        _summary_table(decisions, drifted_by_window),
+        _summary_table(decisions, drifted_by_window, windows),
     ]
     if noise:
         parts.append(f'<p class="meta" id="noise">Noise floors {_esc(noise)}.</p>')
@@ -579,13 +585,13 @@ def _html(
         parts.append(_slices_section(where))
     if actions_html:
         parts.append(actions_html)
-    errors = [f"{_window_text(as_utc(d['window_start']))}: {e}" for d in decisions for e in d.get("errors") or ()]
+    errors = [f"{_window_text(as_utc(d['window_start']), windows=windows)}: {e}" for d in decisions for e in d.get("errors") or ()]
     if errors:
         parts.append('<h2 class="drift">Statistics that could not be computed</h2><ul id="errors">')
         parts.extend(f"<li>{_esc(e)}</li>" for e in errors)
         parts.append("</ul>")
     if latest is not None:
-        parts.append(f"<h2>Latest window ({_esc(_window_text(latest))}): every statistic</h2>")
+        parts.append(f"<h2>Latest window ({_esc(_window_text(latest, windows=windows))}): every statistic</h2>")
         parts.append(
             '<p class="meta">Values beyond their threshold (and their noise floor) are red; values within '
             "the noise floor, what chance alone gives at this window's size, are grey; hover a cell for "
