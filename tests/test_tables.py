@@ -182,3 +182,13 @@ def test_an_output_location_that_cannot_be_written_is_one_line(spark, tmp_path):
     message = str(err.value)
     assert "\n" not in message
     assert message.startswith(f"table {blocker / 'out'}: cannot write (") and "writable" in message
+
+
+def test_a_filter_that_is_not_one_predicate_is_refused_with_spark_s_reason(spark, tmp_path):
+    path = str(tmp_path / "t")
+    spark.createDataFrame([(1,)], "i int").write.format("delta").save(path)
+    with pytest.raises(TableError) as err:
+        read_table(spark, path, filter="1=1; DROP TABLE x")
+    message = str(err.value)
+    prefix = f"table {path}: filter '1=1; DROP TABLE x' is invalid: "
+    assert message.startswith(prefix) and len(message) > len(prefix) + 5 and "\n" not in message, message
