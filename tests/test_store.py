@@ -124,6 +124,27 @@ def test_actions_upsert_on_dedup_key(store):
     assert sorted(store.read_actions(), key=lambda r: r.dedup_key) == [done, other]
 
 
+def test_an_action_is_claimed_by_one_run_only(store):
+    """Two runs decide the same action from the same (empty) table: the first claim wins, the second finds the
+    row changed and writes nothing; an update claims only over the row it saw."""
+    from dataclasses import replace
+
+    def pending(run: str, decided: datetime) -> ActionRecord:
+        return ActionRecord("churn", T0, T0 + DAY, "severe", "r", "retrain", "command", "python", "pending", "k1",
+                            drift_run_id=run, decided_at=decided)
+
+    first, second = pending("run-a", T0 + DAY), pending("run-b", T0 + DAY + timedelta(microseconds=1))
+    assert store.claim_actions([first], {}) == [first]
+    assert store.claim_actions([second], {}) == []  # it saw no row; there is one now
+    assert store.read_actions() == [first]
+    failed = replace(first, status="failed", error="exit 3")
+    store.write_actions([failed])
+    retry_a, retry_b = pending("run-c", T0 + 2 * DAY), pending("run-d", T0 + 2 * DAY + timedelta(microseconds=1))
+    assert store.claim_actions([retry_a], {"k1": failed}) == [retry_a]
+    assert store.claim_actions([retry_b], {"k1": failed}) == []  # what it saw was replaced meanwhile
+    assert store.read_actions() == [retry_a]
+
+
 def _sliced(profile: BaselineProfile) -> BaselineProfile:
     from dataclasses import replace
 

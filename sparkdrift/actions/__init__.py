@@ -181,11 +181,16 @@ def apply_actions(
     targets = {"alert": redact_url(url) if url else f"${acts.webhook.url_env}" if acts.webhook else "",
                "retrain": retrain_target(acts.retrain) if acts.retrain else ""}
     todo = plan(acts, cfg.monitor, decisions, existing, clock, drift_run_id, targets)
-    write, kept = todo.write, todo.kept
-    if write:
-        store.write_actions(write)  # pending rows first: a crash after this is recoverable
+    # pending rows first, a crash after this is recoverable; and only where no concurrent run got there first
+    write = store.claim_actions(todo.write, existing)
+    kept = todo.kept
+    lost = {r.dedup_key for r in todo.write} - {r.dedup_key for r in write}
+    for key in sorted(lost):
+        log.warning("another run of %s decided action %s at the same time: left to it", cfg.monitor, key)
     finished: dict[str, ActionRecord] = {}
     for rec, d in todo.execute:
+        if rec.dedup_key in lost:
+            continue
         done = _execute(cfg, rec, d, url, drift_run_id, run_url, secrets)
         finished[rec.dedup_key] = replace(done, finished_at=clock + timedelta(seconds=time.monotonic() - started))
     if finished:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sparkdrift.core.planning import ActionRecord
@@ -125,3 +125,14 @@ class MonitorStore(ABC):
     @abstractmethod
     def write_actions(self, records: Sequence[ActionRecord]) -> None:
         """Upsert on ``dedup_key`` (the last record of a key wins), in one commit."""
+
+    @abstractmethod
+    def claim_actions(self, records: Sequence[ActionRecord],
+                      seen: Mapping[str, ActionRecord]) -> list[ActionRecord]:
+        """Write each record only if its key's stored row is still what ``seen`` says (absent if not in it),
+        in one commit; returns the records this call wrote.
+
+        Two runs of one monitor deciding the same action both try; one wins, the
+        other finds the row changed and leaves the action to the winner, so an
+        alert or retrain is never started twice by concurrent runs.
+        """

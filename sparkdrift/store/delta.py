@@ -29,7 +29,7 @@ from sparkdrift.core.results import DriftResult
 from sparkdrift.core.slices import OVERALL, is_overall
 from sparkdrift.core.windows import WindowHistograms, as_utc, naive_utc
 from sparkdrift.store.base import TABLES, MonitorStore
-from sparkdrift.store.tables import merge_rows, read_output
+from sparkdrift.store.tables import merge_rows, read_output, sql_string
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -73,6 +73,21 @@ ACTIONS_SCHEMA = (
     "action string, kind string, target string, status string, dedup_key string, drift_run_id string, "
     "retrain_run_id string, error string, decided_at timestamp, finished_at timestamp"
 )
+
+
+def _timestamp_sql(t: datetime | None) -> str:
+    """An instant as SQL, whatever the session's time zone (a TIMESTAMP '...' literal is read in it)."""
+    if t is None:
+        return "NULL"
+    delta = as_utc(t) - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return f"timestamp_micros({(delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds})"
+
+
+def _same(stored: ActionRecord | None, mine: ActionRecord) -> bool:
+    """Whether the stored row is the one this run wrote (its decision time, to the microsecond, is its own)."""
+    return (stored is not None and stored.status == mine.status and stored.drift_run_id == mine.drift_run_id
+            and stored.decided_at is not None and mine.decided_at is not None
+            and as_utc(stored.decided_at) == as_utc(mine.decided_at))
 
 
 def _now() -> datetime:
@@ -321,3 +336,20 @@ class DeltaStore(MonitorStore):
     def write_actions(self, records: Sequence[ActionRecord]) -> None:
         by_key = {r.dedup_key: r for r in records}
         self._merge("actions", [r.to_row() for r in by_key.values()], ACTIONS_SCHEMA, ["dedup_key"])
+
+    def claim_actions(self, records: Sequence[ActionRecord],
+                      seen: Mapping[str, ActionRecord]) -> list[ActionRecord]:
+        by_key = {r.dedup_key: r for r in records}
+        if not by_key:
+            return []
+        # a stored row is replaced only if it is the one seen; a key seen absent is only inserted (a concurrent
+        # insert of it makes Delta refuse one commit: redone, the MERGE finds the row and leaves it)
+        guard = " OR ".join(
+            f"(t.dedup_key = {sql_string(k)} AND t.status <=> {sql_string(r.status)} "
+            f"AND t.decided_at <=> {_timestamp_sql(r.decided_at)})"
+            for k, r in seen.items() if k in by_key) or "FALSE"
+        rows = [r.to_row() for r in by_key.values()]
+        merge_rows(self.spark, self.spark.createDataFrame(rows, ACTIONS_SCHEMA), self.tables["actions"],
+                   ["dedup_key"], SLICE_DEFAULTS, matched_if=guard)
+        stored = {r.dedup_key: r for r in self.read_actions()}
+        return [r for k, r in by_key.items() if _same(stored.get(k), r)]

@@ -5,7 +5,7 @@ monitor's rules on histograms they already have. Nothing survives the process.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -89,3 +89,10 @@ class MemoryStore(MonitorStore):
     def write_actions(self, records: Sequence[ActionRecord]) -> None:
         for r in records:
             self.actions[r.dedup_key] = r
+
+    def claim_actions(self, records: Sequence[ActionRecord],
+                      seen: Mapping[str, ActionRecord]) -> list[ActionRecord]:
+        won = [r for r in {r.dedup_key: r for r in records}.values()
+               if self.actions.get(r.dedup_key) == seen.get(r.dedup_key)]
+        self.write_actions(won)
+        return won

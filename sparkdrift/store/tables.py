@@ -215,7 +215,7 @@ CONFLICT_PAUSE_SECONDS = 0.5
 
 
 def merge_rows(spark: "SparkSession", df: "DataFrame", target: str, keys: list[str],
-               defaults: Mapping[str, str] | None = None) -> None:
+               defaults: Mapping[str, str] | None = None, matched_if: str | None = None) -> None:
     """Upsert ``df`` into ``target`` on ``keys``: one atomic Delta commit, rerun-safe.
 
     The table is created from ``df``'s schema on first write. Matching rows
@@ -224,6 +224,8 @@ def merge_rows(spark: "SparkSession", df: "DataFrame", target: str, keys: list[s
     a uniquely named temporary view, dropped afterwards. ``defaults``: the
     value existing rows get in a column added now (a new key column must
     match the rows written before it, or a rerun would duplicate them).
+    ``matched_if``: a condition on the existing row (``t``) and the new one
+    (``s``) for replacing it; rows that fail it stay as they are (a compare-and-set).
 
     Another run writing the same table at the same moment makes Delta refuse
     one of the commits; since the write is an idempotent upsert it is simply
@@ -233,7 +235,7 @@ def merge_rows(spark: "SparkSession", df: "DataFrame", target: str, keys: list[s
     """
     for attempt in range(CONFLICT_ATTEMPTS):
         try:
-            _merge_once(spark, df, target, keys, defaults)
+            _merge_once(spark, df, target, keys, defaults, matched_if)
             return
         except _spark_errors() as exc:  # what Spark raised, classic or Connect; our own errors pass through
             text = f"{type(exc).__name__}: {exc}"
@@ -264,7 +266,7 @@ def _spark_errors() -> tuple[type[BaseException], ...]:
 
 
 def _merge_once(spark: "SparkSession", df: "DataFrame", target: str, keys: list[str],
-                defaults: Mapping[str, str] | None) -> None:
+                defaults: Mapping[str, str] | None, matched_if: str | None) -> None:
     if not table_exists(spark, target):
         writer = df.write.format("delta").mode("error")
         if is_path(target):
@@ -274,7 +276,7 @@ def _merge_once(spark: "SparkSession", df: "DataFrame", target: str, keys: list[
         return
     for name in _add_missing_columns(spark, df, target):
         if defaults and name in defaults:
-            spark.sql(f"UPDATE {sql_name(target)} SET {_quote(name)} = {_sql_string(defaults[name])} "
+            spark.sql(f"UPDATE {sql_name(target)} SET {_quote(name)} = {sql_string(defaults[name])} "
                       f"WHERE {_quote(name)} IS NULL").collect()
     view = f"sparkdrift_merge_{uuid.uuid4().hex}"
     on = " AND ".join(f"t.{_quote(k)} <=> s.{_quote(k)}" for k in keys)
@@ -282,7 +284,8 @@ def _merge_once(spark: "SparkSession", df: "DataFrame", target: str, keys: list[
     try:
         spark.sql(
             f"MERGE INTO {sql_name(target)} AS t USING {_quote(view)} AS s ON {on} "
-            "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+            f"WHEN MATCHED{f' AND ({matched_if})' if matched_if else ''} THEN UPDATE SET * "
+            "WHEN NOT MATCHED THEN INSERT *"
         ).collect()
     finally:
         spark.catalog.dropTempView(view)
@@ -298,7 +301,7 @@ def _add_missing_columns(spark: "SparkSession", df: "DataFrame", target: str) ->
     return [f.name for f in missing]
 
 
-def _sql_string(value: str) -> str:
+def sql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
