@@ -8,11 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -22,6 +17,7 @@ from datetime import datetime, timezone
 import pytest
 
 from sparkdrift.demo import AS_OF, DRIFTED, demo_config, run_demo
+from tests.browser import mlflow_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.e2e]
 
@@ -186,12 +182,6 @@ def test_demo_rerun_is_idempotent(spark, demo):
     assert snapshot() == before
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(base: str, path: str, **params) -> dict:
     url = f"{base}{path}?{urllib.parse.urlencode(params)}"
     with urllib.request.urlopen(url, timeout=30) as resp:
@@ -201,27 +191,7 @@ def _get(base: str, path: str, **params) -> dict:
 def test_demo_results_over_the_mlflow_server(demo, tmp_path):
     _, runs = _detect_runs(demo["cfg"])
     run_id = runs[0].info.run_id
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = open(tmp_path / "mlflow-server.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", demo["cfg"].mlflow.tracking_uri,
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            assert server.poll() is None, (tmp_path / "mlflow-server.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "mlflow server did not start in 120s"
-            time.sleep(0.5)
-
+    with mlflow_server(demo["cfg"].mlflow.tracking_uri, tmp_path / "mlflow-server.log") as base:
         run = _get(base, "/api/2.0/mlflow/runs/get", run_id=run_id)["run"]
         assert run["info"]["status"] == "FINISHED"
         tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
@@ -236,15 +206,6 @@ def test_demo_results_over_the_mlflow_server(demo, tmp_path):
 
         files = {f["path"] for f in _get(base, "/api/2.0/mlflow/artifacts/list", run_id=run_id)["files"]}
         assert {"drift_report.html", "drift_report.json"} <= files
-    finally:
-        # the server's own process group: mlflow server runs its web workers as children
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
-        log.close()
 
 
 def test_demo_as_of_is_two_hours_after_the_last_day():
