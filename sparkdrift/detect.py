@@ -226,7 +226,8 @@ def run_detect(
                 run.log_results(tracked_results(results, cfg.policy.slice_min_rows, cfg.mlflow.max_slice_metrics))
                 run.log_summaries(window_summaries(overall, decisions, cfg.policy.score))
             with meter.stage("actions"):
-                records = apply_actions(store, cfg, decisions, run_id, run.info.url)
+                # a failed action is recorded and returned: the results are still written (exit 1 per config)
+                records = apply_actions(store, cfg, decisions, run_id, run.info.url, raise_failed=False)
             # The metrics table is written last: it is the progress marker, so a run that
             # died before this point is redone whole next time (MERGE + action dedup make
             # that safe), and no window is ever skipped with its actions unapplied.

@@ -162,6 +162,27 @@ def test_rows_that_arrive_after_a_window_was_computed_are_found_and_the_window_r
     assert third.message.startswith("no new complete windows") and third.windows == []
 
 
+def test_a_failed_retrain_with_fail_on_error_still_writes_the_results_and_exits_1(spark, tmp_path, webhook, capsys):
+    import sys
+
+    _tables(spark, tmp_path)
+    data = _config(tmp_path)
+    data["mlflow"] = {"enabled": False}
+    data["actions"].update(fail_on_error=True, retrain={
+        "kind": "command", "min_severity": "minor", "synchronous": True,
+        "command": [sys.executable, "-c", "raise SystemExit(1)"]})
+    path = tmp_path / "failing.yaml"
+    path.write_text(yaml.safe_dump(data))
+    cfg = load_config(path)
+    DeltaStore.of(spark, cfg).save_profile(build_baseline(spark, cfg))
+    code = main(["detect", "--config", str(path), "--as-of", (DAY0 + timedelta(days=3, hours=2)).isoformat()])
+    assert code == 1  # as documented: an action failed and fail_on_error is set (not 2, a config error)
+    assert {r["window_start"].day for r in read_output(spark, cfg.output_table("metrics")).collect()} == {1, 2, 3}
+    (retrain,) = [r for r in read_output(spark, cfg.output_table("actions")).collect() if r["action"] == "retrain"]
+    assert (retrain["status"], retrain["error"]) == ("failed", "command exited with code 1")
+    assert len(webhook) == 1  # the alert still went out
+
+
 SECRETS = {"SD_API_KEY": "sk-live-0123456789", "SD_TOKEN": "tok-abcdef-98765", "SD_HOOK_PATH": "T0K3N-in-url-4242"}
 
 

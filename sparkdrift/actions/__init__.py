@@ -142,6 +142,7 @@ def apply_actions(
     drift_run_id: str | None,
     run_url: str | None,
     now: datetime | None = None,
+    raise_failed: bool = True,
 ) -> list[ActionRecord]:
     """Log every decision, then alert and retrain as configured, recording each action.
 
@@ -149,7 +150,9 @@ def apply_actions(
     already ``succeeded`` (or unresolvable ``pending``) rows that deduplication
     kept from earlier runs. Raises ``ActionError`` if the webhook's environment
     variable is missing (before anything is recorded) or, with
-    ``actions.fail_on_error``, after recording when an action failed.
+    ``actions.fail_on_error`` and ``raise_failed``, after recording when an
+    action failed (the detect job passes False: it finishes writing its
+    results, then exits 1).
     """
     acts = cfg.actions
     clock = as_utc(now) if now is not None else datetime.now(timezone.utc)
@@ -204,7 +207,7 @@ def apply_actions(
         _log_record(rec, acts.dry_run)
 
     failed = [r for r in records if r.status == "failed" and (r.dedup_key in finished or r in resolved)]
-    if failed and acts.fail_on_error:
+    if failed and acts.fail_on_error and raise_failed:
         first = failed[0]
         raise ActionError(
             f"{len(failed)} action(s) failed (recorded in {store.where('actions')}); first: {first.action} via {first.kind} "
