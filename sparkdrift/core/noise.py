@@ -74,8 +74,8 @@ def bucket(n: int) -> int:
     """The largest grid size <= n (grid: round(BUCKET_RATIO ** k)); exact below 16."""
     if n < 16:
         return int(n)
-    k = math.floor(math.log(n) / math.log(BUCKET_RATIO) + 1e-9)
-    return min(int(n), int(round(BUCKET_RATIO**k)))
+    k = math.ceil(math.log(n + 0.5) / math.log(BUCKET_RATIO)) - 1  # the largest k with round(ratio^k) <= n
+    return int(round(BUCKET_RATIO**k))
 
 
 def per_test_level(false_alarm_rate: float, n_tests: int) -> float:
