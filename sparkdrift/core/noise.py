@@ -55,7 +55,7 @@ from sparkdrift.core.distances import (
     psi_rows,
     tv_rows,
 )
-from sparkdrift.core.stats import StatParams, baseline_std, valid_total
+from sparkdrift.core.stats import STATISTICS, StatParams, baseline_std, valid_total
 
 #: Bootstrap draws per (feature, window-size bucket): ~5 ms for 12 bins.
 SIMULATIONS = 4000
@@ -314,7 +314,8 @@ def noise_floor(
     if name in _ROWS:
         bins = _bins(name, profile, params)
         p = null_cells(profile, bins)
-        names = tuple(s for s in _ROWS if _bins(s, profile, params) == bins)  # the fine cells serve only js, hellinger
+        # only the statistics this column has on these cells: numeric columns have no tv/linf/chi2, fine cells serve js/hellinger
+        names = tuple(s for s in _ROWS if _bins(s, profile, params) == bins and (s == name or profile.kind in STATISTICS[s].kinds))
         return _simulated(tuple(p.tolist()), nb, mb, alpha, params.epsilon, _seed(profile, bins, nb), names)[name]
     if name == "ks":
         return _ks_floor(nb, mb, alpha)
