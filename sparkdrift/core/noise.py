@@ -119,27 +119,25 @@ def _shape(name: str, alpha: float, cells: int) -> float:
     return float(-special.ndtri(alpha / 2))  # tv
 
 
-#: Rows every cell inside the baseline's range must expect, in the window and in the reference, for
-#: `method` "limit": at 100 the limits of all six statistics are within 3 % of 10^6 multinomial draws
-#: at the 1 - 5e-5 quantile (10 equal bins, 20 Zipf categories); at 10-30 rows PSI's falls 5-15 % short.
+#: Rows a cell must expect, in the window and in the reference, to be drawn at its limit (`method`): at 100
+#: the limits of all six statistics are within 3 % of 10^6 multinomial draws at the 1 - 5e-5 quantile
+#: (10 equal bins, 20 Zipf categories); at 10-30 rows PSI's falls 5-15 % short.
 LIMIT_COUNT = 100
 
 
 def method(probs: np.ndarray, n: int, m: int) -> str:
     """How `_simulated` draws the statistics for these cells and sizes.
 
-    "limit" when every cell inside the baseline's range (outside cells excluded)
-    expects >= `LIMIT_COUNT` rows in both histograms; else "bootstrap", or
-    "sparse bootstrap" (`SPARSE_FACTOR` times the draws: the small-n tail is
-    lumpy) when one expects < `SPARSE_COUNT`.
+    "limit" when at least two cells expect >= `LIMIT_COUNT` rows in both
+    histograms: those are taken at their limit, the others (always the cells
+    outside the baseline's range) drawn exactly; else "bootstrap" (multinomial
+    draws of every cell). "sparse ..." when a cell inside the range expects
+    < `SPARSE_COUNT` rows: `SPARSE_FACTOR` times the draws, its tail is lumpy.
     """
     inside = probs[probs > 2.0 / (m + 1)]
-    if inside.size < 2:
-        return "bootstrap"
-    fewest = min(n, m) * float(inside.min())
-    if fewest >= LIMIT_COUNT:
-        return "limit"
-    return "bootstrap" if fewest >= SPARSE_COUNT else "sparse bootstrap"
+    expected = min(n, m) * inside
+    how = "limit" if np.count_nonzero(expected >= LIMIT_COUNT) >= 2 else "bootstrap"
+    return f"sparse {how}" if inside.size and expected.min() < SPARSE_COUNT else how
 
 
 def psi_jump_floor(probs: np.ndarray, n: int, m: int, alpha: float, epsilon: float, typical: float) -> float:
@@ -185,26 +183,28 @@ _PER_X2 = {"psi": 1.0, "js": 1.0 / (8.0 * math.log(2.0)), "hellinger": 0.125}
 
 def _limit_draws(probs: np.ndarray, n: int, m: int, names: tuple[str, ...], epsilon: float, draws: int,
                  rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """The statistics with the inside cells at their limit and the outside cells drawn exactly (~1 ms).
+    """The statistics with the large cells at their limit and the others drawn exactly (~1-2 ms).
 
-    Inside, both share vectors are normal with covariance (diag p - p p^T) / size,
-    so X^2 is chi-square with (cells - 1) degrees of freedom: one draw per row
-    serves psi, js, hellinger and chi2 (`_PER_X2`). tv and linf have no such
-    form: the difference of the inside shares is drawn normal. The outside cells expect about
-    one reference row and n/m window rows: Poisson, far from any limit, and what
-    they add (PSI's epsilon jump above all) is computed by the statistic itself
-    on [outside cells, inside cells lumped into one], whose lumped cell adds ~0.
+    Pearson's X^2 splits into the X^2 of [small cells, large cells lumped]
+    plus the X^2 within the large cells, asymptotically independent; the
+    latter is chi-square with (large cells - 1) degrees of freedom and, to
+    second order, adds X^2 times `_PER_X2` to psi, js^2 and hellinger^2
+    whatever the lumped share. One chi-square draw per row therefore serves
+    psi, js, hellinger and chi2, and the small table (with the outside cells
+    and PSI's epsilon jumps) is scored by the statistics themselves. tv and
+    linf have no such form: the difference of the large cells' shares is drawn
+    normal, with covariance (1/n + 1/m)(diag(share) - share share^T) / lumped share.
     """
-    inside = probs > 2.0 / (m + 1)
-    share = probs[inside] / probs[inside].sum()
-    outside = [rng.poisson(size * probs[~inside], (draws, int((~inside).sum()))) for size in (m, n)]
-    lumped = [np.column_stack([o, size - o.sum(axis=1)]) for o, size in zip(outside, (m, n))]
+    large = min(n, m) * probs >= LIMIT_COUNT
+    lumped = float(probs[large].sum())
+    share = probs[large] / lumped
+    small = [rng.multinomial(size, np.append(probs[~large], lumped), size=draws) for size in (m, n)]
     out = {}
     family = [name for name in names if name in _PER_X2 or name == "chi2"]
     if family:
         x2 = rng.chisquare(share.size - 1, draws)
         en = n * m / (n + m)
-        for name, rows in _statistic_rows(tuple(family), *lumped, epsilon).items():
+        for name, rows in _statistic_rows(tuple(family), *small, epsilon).items():
             if name == "chi2":
                 out[name] = x2 + rows
             elif name == "psi":
@@ -215,10 +215,9 @@ def _limit_draws(probs: np.ndarray, n: int, m: int, names: tuple[str, ...], epsi
     if spread:
         y = rng.standard_normal((draws, share.size))
         root = np.sqrt(share)
-        # window minus reference shares: covariance (1/n + 1/m)(diag(share) - share share^T) (@: row sums are slow)
-        d = (y * root - np.outer(y @ root, share)) * math.sqrt(1.0 / n + 1.0 / m)
-        shares = [np.column_stack([o / size, (1.0 - o.sum(axis=1) / size)[:, None] * inner])
-                  for o, size, inner in ((outside[0], m, share[None, :]), (outside[1], n, share + d))]
+        d = (y * root - np.outer(y @ root, share)) * math.sqrt((1.0 / n + 1.0 / m) / lumped)  # @: row sums are slow
+        shares = [np.column_stack([c[:, :-1] / size, (c[:, -1] / size)[:, None] * inner])
+                  for c, size, inner in ((small[0], m, share[None, :]), (small[1], n, share + d))]
         out.update(_statistic_rows(tuple(spread), *shares, epsilon))
     return out
 
@@ -229,8 +228,8 @@ def _simulated(p: tuple[float, ...], n: int, m: int, alpha: float, epsilon: floa
     """The (1 - alpha) quantile of each statistic in ``names``, from one set of draws (`method` says which)."""
     probs = np.asarray(p)
     how = method(probs, n, m)
-    draws = SIMULATIONS * SPARSE_FACTOR if how == "sparse bootstrap" else SIMULATIONS
-    simulate = _limit_draws if how == "limit" else _bootstrap_draws
+    draws = SIMULATIONS * SPARSE_FACTOR if how.startswith("sparse") else SIMULATIONS
+    simulate = _limit_draws if how.endswith("limit") else _bootstrap_draws
     drawn = simulate(probs, n, m, names, epsilon, draws, np.random.default_rng(seed))
     reach = 10.0 / draws
     cells = int(np.count_nonzero(probs))
