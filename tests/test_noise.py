@@ -101,7 +101,7 @@ def test_limit_floor_matches_brute_force(dist):
 
 @pytest.mark.parametrize("rows,how", [(20_000, "limit"), (2_000, "sparse limit")])
 def test_limit_tail_matches_multinomial_draws(rows, how):
-    """Deep in the tail (1e-3, extrapolated from 10 / draws): 20 Zipf categories, 200 000 brute-force draws of both histograms.
+    """Deep in the tail (1e-3, scaled from 10 / draws): 20 Zipf categories, 200 000 brute-force draws of both histograms.
 
     At 20 000 rows every category expects >= 210; at 2 000 the 5 largest are at their limit and the
     other 15 (23-85 rows) are drawn exactly.

@@ -10,17 +10,20 @@ How each statistic gets its quantile (docs/statistics.md gives the reasons):
 
 * psi, js, hellinger, chi2, tv, linf (coarse bins or category slots): a
   parametric bootstrap, multinomial draws of both histograms (one set of
-  draws serves all six; 4 000, or 20 000 where a cell expects < 30 rows).
-  Where every cell inside the baseline's range expects >= `LIMIT_COUNT` rows
-  in both histograms (most windows of 10 000+ rows, so most slice tests), the
-  inside cells are drawn from their limit instead (`method`, `_limit_draws`):
-  multinomial draws cost ~5 ms per 4 000 x 12 cells and the six statistics
-  ~8 ms more, while the limit costs ~1 ms and is within 3 % of 10^6
-  multinomial draws there. Levels beyond what the draws resolve are reached
-  by scaling the simulated quantile at 10 / draws with the tail of the
-  statistic's limiting distribution (chi-square for psi/js/hellinger/chi2,
-  normal for tv/linf). PSI also clears the jump an empty bin gives it
-  (`psi_jump_floor`), which the chi-square tail does not know.
+  draws serves all the column's statistics; 4 000, or 20 000 where a cell
+  expects < 30 rows). Where two or more cells expect >= `LIMIT_COUNT` rows in both
+  histograms (most windows of 10 000+ rows, so most slice tests), those are
+  taken at their limit and only the rest drawn (`method`, `_limit_draws`).
+  Why: a floor by multinomial draws cost ~15-25 ms on a loaded 2-core machine
+  (4 000 x 12 cells: ~5 ms of draws, ~8 ms for the six statistics, ~2 ms of
+  scipy.stats quantile calls; categorical windows of 1 000 rows 100-180 ms
+  at 20 000 draws; 1 000 fine bins 1-10 s), the limit ~2 ms and closer to
+  the truth there (no 10-sample tail). One window's 1 100 slice tests
+  (bench/noise_floors.py): 18-25 ms -> 3-5 ms each. Levels beyond what the
+  draws resolve are reached by scaling the simulated quantile at 10 / draws
+  with the tail of the statistic's limiting distribution (chi-square for
+  psi/js/hellinger/chi2, normal for tv/linf). PSI also clears the jump an
+  empty bin gives it (`psi_jump_floor`), which the chi-square tail does not know.
 * ks, ks_robust: the two-sample Kolmogorov distribution (exact for continuous
   data, conservative for discrete data, whose KS is smaller).
 * wasserstein: the limit sqrt(nm/(n+m)) W1 -> integral |B(F(x))| dx, its
@@ -57,10 +60,10 @@ from sparkdrift.core.distances import (
 )
 from sparkdrift.core.stats import STATISTICS, StatParams, baseline_std, valid_total
 
-#: Bootstrap draws per (feature, window-size bucket): ~5 ms for 12 bins.
+#: Draws per (feature, window-size bucket): ~10 beyond the 1 - 10/4000 quantile, where the tail is scaled from.
 SIMULATIONS = 4000
 #: Where some baseline cell expects fewer than `SPARSE_COUNT` rows, the draws
-#: are multiplied by `SPARSE_FACTOR` (~30 ms): the small-n tail is lumpy.
+#: are multiplied by `SPARSE_FACTOR`: the small-n tail is lumpy.
 SPARSE_COUNT = 30
 SPARSE_FACTOR = 5
 #: Window sizes are rounded down to a geometric grid of this ratio, so the
@@ -170,7 +173,7 @@ def _statistic_rows(names: tuple[str, ...], ref: np.ndarray, win: np.ndarray, ep
 
 def _bootstrap_draws(probs: np.ndarray, n: int, m: int, names: tuple[str, ...], epsilon: float, draws: int,
                      rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Multinomial draws of both histograms (~5 ms per 4 000 x 12 cells, then ~8 ms for the six statistics)."""
+    """Multinomial draws of both histograms (~5 ms per 4 000 x 12 cells, then ~1.5 ms per statistic)."""
     win = rng.multinomial(n, probs, size=draws)
     ref = rng.multinomial(m, probs, size=draws)
     return _statistic_rows(names, ref, win, epsilon)
@@ -247,7 +250,7 @@ def _simulated(p: tuple[float, ...], n: int, m: int, alpha: float, epsilon: floa
 
 
 def _bins(name: str, profile: FeatureProfile, params: StatParams) -> str:
-    """The cells a simulated statistic is taken on: psi, tv, linf and chi2 always coarse; categoricals have one layout."""
+    """The cells a simulated statistic is taken on: psi, tv, linf, chi2 coarse; categoricals have one layout."""
     if profile.kind == "categorical" or name in ("psi", "tv", "linf", "chi2"):
         return "coarse"
     return params.divergence_bins
@@ -313,8 +316,9 @@ def noise_floor(
     if name in _ROWS:
         bins = _bins(name, profile, params)
         p = null_cells(profile, bins)
-        # only the statistics this column has on these cells: numeric columns have no tv/linf/chi2, fine cells serve js/hellinger
-        names = tuple(s for s in _ROWS if _bins(s, profile, params) == bins and (s == name or profile.kind in STATISTICS[s].kinds))
+        # only the statistics this column has on these cells (numeric: no tv/linf/chi2; fine cells: js/hellinger)
+        names = tuple(s for s in _ROWS if _bins(s, profile, params) == bins
+                      and (s == name or profile.kind in STATISTICS[s].kinds))
         return _simulated(tuple(p.tolist()), nb, mb, alpha, params.epsilon, _seed(profile, bins, nb), names)[name]
     if name == "ks":
         return _ks_floor(nb, mb, alpha)
