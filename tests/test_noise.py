@@ -74,6 +74,78 @@ def test_categorical_floor_matches_brute_force():
         assert 0.85 <= floor / brute <= 1.2, (name, floor, brute)
 
 
+# --------------------------------------------------------------------------- the limit path (large cells)
+
+LIMIT_REPS = 2000  # windows of 3 000 raw rows: ~20 beyond the 99 % quantile, ~±8 %
+
+
+@pytest.mark.parametrize("dist", ["normal", "lognormal"])
+def test_limit_floor_matches_brute_force(dist):
+    """Every coarse bin expects ~300 window rows: the floors come from the limit, checked against raw windows."""
+    rng = np.random.default_rng(8)
+    draw = DISTRIBUTIONS[dist]
+    profile = numeric_profile(dist, draw(rng, 200_000))
+    n = noise.bucket(3000)  # on the grid: the floor is taken at this very size
+    assert noise.method(noise.null_cells(profile, "coarse"), n, noise.bucket(200_000)) == "limit"
+    values = {name: [] for name in ("psi", "js", "hellinger")}
+    for _ in range(LIMIT_REPS):
+        window = count_numeric(draw(rng, n), profile.edges)
+        for name in values:
+            values[name].append(stats.compute(name, profile, profile.baseline, window).value)
+    for name, vals in values.items():
+        brute = float(np.quantile(vals, 0.99))
+        floor = noise.noise_floor(name, profile, window, profile.baseline, 0.01)
+        # the null model also draws the reference (1/n + 1/m, not 1/n): psi ~2 % above
+        assert 0.85 <= floor / brute <= 1.2, (dist, name, floor, brute)
+
+
+@pytest.mark.parametrize("rows,how", [(20_000, "limit"), (2_000, "sparse limit")])
+def test_limit_tail_matches_multinomial_draws(rows, how):
+    """Deep in the tail (1e-3, scaled from 10 / draws): 20 Zipf categories, 200 000 brute-force draws of both histograms.
+
+    At 20 000 rows every category expects >= 210; at 2 000 the 5 largest are at their limit and the
+    other 15 (23-85 rows) are drawn exactly.
+    """
+    rng = np.random.default_rng(9)
+    cats = [f"c{i}" for i in range(20)]
+    p = 1.0 / np.arange(1, 21) ** 1.1
+    p /= p.sum()
+    profile = categorical_profile("cat", list(rng.choice(cats, size=100_000, p=p)), top_k=20)
+    n, m = noise.bucket(rows), noise.bucket(profile.baseline.n_valid)
+    cells = noise.null_cells(profile, "coarse")
+    assert noise.method(cells, n, m) == how
+    win, ref = rng.multinomial(n, cells, size=200_000), rng.multinomial(m, cells, size=200_000)
+    brute = {
+        "psi": distances.psi_rows(ref, win, 1e-4), "js": distances.js_rows(ref, win),
+        "hellinger": distances.hellinger_rows(ref, win), "chi2": distances.chi2_rows(ref, win),
+        "tv": distances.tv_rows(ref, win), "linf": distances.linf_rows(ref, win),
+    }
+    window = Histogram(counts=np.r_[rng.multinomial(n, p), 0])
+    for name, vals in brute.items():
+        floor = noise.noise_floor(name, profile, window, profile.baseline, 1e-3)
+        assert 0.85 <= floor / float(np.quantile(vals, 1 - 1e-3)) <= 1.15, (name, floor)
+
+
+def test_limit_path_is_taken_where_cells_are_large(monkeypatch):
+    """The speed of slice floors rests on this: multinomial draws only where some cell expects < `LIMIT_COUNT` rows."""
+    rng = np.random.default_rng(4)
+    profile = numeric_profile("x", rng.normal(size=M))
+    cells = noise.null_cells(profile, "coarse")  # 10 coarse bins of ~10 %, 2 outside cells of 1/(m+1)
+    assert noise.method(cells, 1100, M) == "limit"  # ~110 rows per bin
+    assert noise.method(cells, 900, M) == "bootstrap"
+    assert noise.method(cells, 200, M) == "sparse bootstrap"
+    assert noise.method(cells, 10**6, 500) == "bootstrap"  # the reference's rows count too
+
+    def refuse(*args):
+        raise AssertionError("multinomial draws where every cell expects >= LIMIT_COUNT rows")
+
+    monkeypatch.setattr(noise, "_bootstrap_draws", refuse)
+    noise._simulated.cache_clear()
+    window = count_numeric(rng.normal(size=20_000), profile.edges)
+    for name in ("psi", "js", "hellinger"):
+        assert noise.noise_floor(name, profile, window, profile.baseline, 1e-4) > 0
+
+
 def test_floor_shrinks_like_one_over_root_n_and_is_reproducible():
     rng = np.random.default_rng(1)
     profile = numeric_profile("x", rng.normal(size=M))
@@ -139,6 +211,8 @@ def test_bucket_rounds_down_on_a_fixed_grid():
         b = noise.bucket(n)
         assert b <= n and n / b < noise.BUCKET_RATIO + 1e-9
     assert noise.bucket(1234) == noise.bucket(noise.bucket(1234))
+    # a grid size is its own bucket (round(ratio^k) can fall below ratio^k: 2 896 once went to 2 656)
+    assert all(noise.bucket(noise.bucket(n)) == noise.bucket(n) for n in range(16, 200_000))
 
 
 def test_undefined_floors():

@@ -10,12 +10,20 @@ How each statistic gets its quantile (docs/statistics.md gives the reasons):
 
 * psi, js, hellinger, chi2, tv, linf (coarse bins or category slots): a
   parametric bootstrap, multinomial draws of both histograms (one set of
-  draws serves all six; 4 000, or 20 000 where a cell expects < 30 rows).
-  Levels beyond what the draws resolve are reached by scaling the simulated
-  quantile at 10 / draws with the tail of the statistic's limiting
-  distribution (chi-square for psi/js/hellinger/chi2, normal for tv/linf).
-  PSI also clears the jump an empty bin gives it (`psi_jump_floor`), which
-  the chi-square tail does not know.
+  draws serves all the column's statistics; 4 000, or 20 000 where a cell
+  expects < 30 rows). Where two or more cells expect >= `LIMIT_COUNT` rows in both
+  histograms (most windows of 10 000+ rows, so most slice tests), those are
+  taken at their limit and only the rest drawn (`method`, `_limit_draws`).
+  Why: a floor by multinomial draws cost ~15-25 ms on a loaded 2-core machine
+  (4 000 x 12 cells: ~5 ms of draws, ~8 ms for the six statistics, ~2 ms of
+  scipy.stats quantile calls; categorical windows of 1 000 rows 100-180 ms
+  at 20 000 draws; 1 000 fine bins 1-10 s), the limit ~2 ms and closer to
+  the truth there (no 10-sample tail). One window's 1 100 slice tests
+  (bench/noise_floors.py): 18-25 ms -> 3-5 ms each. Levels beyond what the
+  draws resolve are reached by scaling the simulated quantile at 10 / draws
+  with the tail of the statistic's limiting distribution (chi-square for
+  psi/js/hellinger/chi2, normal for tv/linf). PSI also clears the jump an
+  empty bin gives it (`psi_jump_floor`), which the chi-square tail does not know.
 * ks, ks_robust: the two-sample Kolmogorov distribution (exact for continuous
   data, conservative for discrete data, whose KS is smaller).
 * wasserstein: the limit sqrt(nm/(n+m)) W1 -> integral |B(F(x))| dx, its
@@ -36,6 +44,7 @@ import math
 import zlib
 
 import numpy as np
+from scipy import special
 from scipy import stats as st
 
 from sparkdrift.core.profile import FeatureProfile, Histogram
@@ -49,12 +58,12 @@ from sparkdrift.core.distances import (
     psi_rows,
     tv_rows,
 )
-from sparkdrift.core.stats import StatParams, baseline_std, valid_total
+from sparkdrift.core.stats import STATISTICS, StatParams, baseline_std, valid_total
 
-#: Bootstrap draws per (feature, window-size bucket): ~5 ms for 12 bins.
+#: Draws per (feature, window-size bucket): ~10 beyond the 1 - 10/4000 quantile, where the tail is scaled from.
 SIMULATIONS = 4000
 #: Where some baseline cell expects fewer than `SPARSE_COUNT` rows, the draws
-#: are multiplied by `SPARSE_FACTOR` (~30 ms): the small-n tail is lumpy.
+#: are multiplied by `SPARSE_FACTOR`: the small-n tail is lumpy.
 SPARSE_COUNT = 30
 SPARSE_FACTOR = 5
 #: Window sizes are rounded down to a geometric grid of this ratio, so the
@@ -68,8 +77,8 @@ def bucket(n: int) -> int:
     """The largest grid size <= n (grid: round(BUCKET_RATIO ** k)); exact below 16."""
     if n < 16:
         return int(n)
-    k = math.floor(math.log(n) / math.log(BUCKET_RATIO) + 1e-9)
-    return min(int(n), int(round(BUCKET_RATIO**k)))
+    k = math.ceil(math.log(n + 0.5) / math.log(BUCKET_RATIO)) - 1  # the largest k with round(ratio^k) <= n
+    return int(round(BUCKET_RATIO**k))
 
 
 def per_test_level(false_alarm_rate: float, n_tests: int) -> float:
@@ -100,22 +109,38 @@ def null_cells(profile: FeatureProfile, bins: str) -> np.ndarray:
 
 
 def _shape(name: str, alpha: float, cells: int) -> float:
-    """Quantile of the limiting distribution, up to scale: only ratios of it are used."""
+    """Quantile of the limiting distribution, up to scale: only ratios of it are used.
+
+    scipy.special, not scipy.stats: the same values at ~1 us instead of ~150 us, twice per statistic and floor.
+    """
     if name in ("psi", "chi2"):
-        return float(st.chi2.isf(alpha, max(cells - 1, 1)))
+        return float(special.chdtri(max(cells - 1, 1), alpha))
     if name in ("js", "hellinger"):
-        return math.sqrt(st.chi2.isf(alpha, max(cells - 1, 1)))
+        return math.sqrt(special.chdtri(max(cells - 1, 1), alpha))
     if name == "linf":
-        return float(st.norm.isf(alpha / (2 * cells)))
-    return float(st.norm.isf(alpha / 2))  # tv
+        return float(-special.ndtri(alpha / (2 * cells)))
+    return float(-special.ndtri(alpha / 2))  # tv
 
 
-def draws_for(probs: np.ndarray, n: int, m: int) -> int:
-    """`SIMULATIONS`, times `SPARSE_FACTOR` when a baseline cell expects few rows (cells outside the range excluded)."""
+#: Rows a cell must expect, in the window and in the reference, to be drawn at its limit (`method`): at 100
+#: the limits of all six statistics are within 3 % of 10^6 multinomial draws at the 1 - 5e-5 quantile
+#: (10 equal bins, 20 Zipf categories); at 10-30 rows PSI's falls 5-15 % short.
+LIMIT_COUNT = 100
+
+
+def method(probs: np.ndarray, n: int, m: int) -> str:
+    """How `_simulated` draws the statistics for these cells and sizes.
+
+    "limit" when at least two cells expect >= `LIMIT_COUNT` rows in both
+    histograms: those are taken at their limit, the others (always the cells
+    outside the baseline's range) drawn exactly; else "bootstrap" (multinomial
+    draws of every cell). "sparse ..." when a cell inside the range expects
+    < `SPARSE_COUNT` rows: `SPARSE_FACTOR` times the draws, its tail is lumpy.
+    """
     inside = probs[probs > 2.0 / (m + 1)]
-    if inside.size and min(n, m) * float(inside.min()) < SPARSE_COUNT:
-        return SIMULATIONS * SPARSE_FACTOR
-    return SIMULATIONS
+    expected = min(n, m) * inside
+    how = "limit" if np.count_nonzero(expected >= LIMIT_COUNT) >= 2 else "bootstrap"
+    return f"sparse {how}" if inside.size and expected.min() < SPARSE_COUNT else how
 
 
 def psi_jump_floor(probs: np.ndarray, n: int, m: int, alpha: float, epsilon: float, typical: float) -> float:
@@ -142,19 +167,77 @@ def psi_jump_floor(probs: np.ndarray, n: int, m: int, alpha: float, epsilon: flo
 SIMULATION_CACHE = 4096
 
 
-@functools.lru_cache(maxsize=SIMULATION_CACHE)
-def _simulated(p: tuple[float, ...], n: int, m: int, alpha: float, epsilon: float, seed: int) -> dict[str, float]:
-    """Every bootstrap statistic's (1 - alpha) quantile, from one set of draws."""
-    probs = np.asarray(p)
-    draws = draws_for(probs, n, m)
-    rng = np.random.default_rng(seed)
+def _statistic_rows(names: tuple[str, ...], ref: np.ndarray, win: np.ndarray, epsilon: float) -> dict[str, np.ndarray]:
+    return {name: psi_rows(ref, win, epsilon) if name == "psi" else _ROWS[name](ref, win) for name in names}
+
+
+def _bootstrap_draws(probs: np.ndarray, n: int, m: int, names: tuple[str, ...], epsilon: float, draws: int,
+                     rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Multinomial draws of both histograms (~5 ms per 4 000 x 12 cells, then ~1.5 ms per statistic)."""
     win = rng.multinomial(n, probs, size=draws)
     ref = rng.multinomial(m, probs, size=draws)
+    return _statistic_rows(names, ref, win, epsilon)
+
+
+#: Scale of each chi-square-family statistic in Pearson's X^2 = n_eff sum (p - q)^2 / p, to second order
+#: (n_eff = nm / (n + m)): psi ~ X^2 / n_eff, js^2 (bits) ~ X^2 / (8 ln 2 n_eff), hellinger^2 ~ X^2 / (8 n_eff).
+_PER_X2 = {"psi": 1.0, "js": 1.0 / (8.0 * math.log(2.0)), "hellinger": 0.125}
+
+
+def _limit_draws(probs: np.ndarray, n: int, m: int, names: tuple[str, ...], epsilon: float, draws: int,
+                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The statistics with the large cells at their limit and the others drawn exactly (~1-2 ms).
+
+    Pearson's X^2 splits into the X^2 of [small cells, large cells lumped]
+    plus the X^2 within the large cells, asymptotically independent; the
+    latter is chi-square with (large cells - 1) degrees of freedom and, to
+    second order, adds X^2 times `_PER_X2` to psi, js^2 and hellinger^2
+    whatever the lumped share. One chi-square draw per row therefore serves
+    psi, js, hellinger and chi2, and the small table (with the outside cells
+    and PSI's epsilon jumps) is scored by the statistics themselves. tv and
+    linf have no such form: the difference of the large cells' shares is drawn
+    normal, with covariance (1/n + 1/m)(diag(share) - share share^T) / lumped share.
+    """
+    large = min(n, m) * probs >= LIMIT_COUNT
+    lumped = float(probs[large].sum())
+    share = probs[large] / lumped
+    small = [rng.multinomial(size, np.append(probs[~large], lumped), size=draws) for size in (m, n)]
+    out = {}
+    family = [name for name in names if name in _PER_X2 or name == "chi2"]
+    if family:
+        x2 = rng.chisquare(share.size - 1, draws)
+        en = n * m / (n + m)
+        for name, rows in _statistic_rows(tuple(family), *small, epsilon).items():
+            if name == "chi2":
+                out[name] = x2 + rows
+            elif name == "psi":
+                out[name] = x2 / en + rows
+            else:
+                out[name] = np.sqrt(x2 * _PER_X2[name] / en + rows**2)
+    spread = [name for name in names if name not in out]
+    if spread:
+        y = rng.standard_normal((draws, share.size))
+        root = np.sqrt(share)
+        d = (y * root - np.outer(y @ root, share)) * math.sqrt((1.0 / n + 1.0 / m) / lumped)  # @: row sums are slow
+        shares = [np.column_stack([c[:, :-1] / size, (c[:, -1] / size)[:, None] * inner])
+                  for c, size, inner in ((small[0], m, share[None, :]), (small[1], n, share + d))]
+        out.update(_statistic_rows(tuple(spread), *shares, epsilon))
+    return out
+
+
+@functools.lru_cache(maxsize=SIMULATION_CACHE)
+def _simulated(p: tuple[float, ...], n: int, m: int, alpha: float, epsilon: float, seed: int,
+               names: tuple[str, ...]) -> dict[str, float]:
+    """The (1 - alpha) quantile of each statistic in ``names``, from one set of draws (`method` says which)."""
+    probs = np.asarray(p)
+    how = method(probs, n, m)
+    draws = SIMULATIONS * SPARSE_FACTOR if how.startswith("sparse") else SIMULATIONS
+    simulate = _limit_draws if how.endswith("limit") else _bootstrap_draws
+    drawn = simulate(probs, n, m, names, epsilon, draws, np.random.default_rng(seed))
     reach = 10.0 / draws
     cells = int(np.count_nonzero(probs))
     out = {}
-    for name, rows in _ROWS.items():
-        values = psi_rows(ref, win, epsilon) if name == "psi" else rows(ref, win)
+    for name, values in drawn.items():
         if alpha >= reach:
             out[name] = float(np.quantile(values, 1.0 - alpha, method="higher"))
         else:
@@ -164,6 +247,13 @@ def _simulated(p: tuple[float, ...], n: int, m: int, alpha: float, epsilon: floa
             jump = psi_jump_floor(probs, n, m, alpha, epsilon, float(np.median(values)))
             out[name] = max(out[name], jump)
     return out
+
+
+def _bins(name: str, profile: FeatureProfile, params: StatParams) -> str:
+    """The cells a simulated statistic is taken on: psi, tv, linf, chi2 coarse; categoricals have one layout."""
+    if profile.kind == "categorical" or name in ("psi", "tv", "linf", "chi2"):
+        return "coarse"
+    return params.divergence_bins
 
 
 def _seed(profile: FeatureProfile, bins: str, n: int) -> int:
@@ -224,9 +314,12 @@ def noise_floor(
         return None
     nb, mb = bucket(n), bucket(m)
     if name in _ROWS:
-        bins = "coarse" if name in ("psi", "tv", "linf", "chi2") else params.divergence_bins
+        bins = _bins(name, profile, params)
         p = null_cells(profile, bins)
-        return _simulated(tuple(p.tolist()), nb, mb, alpha, params.epsilon, _seed(profile, bins, nb))[name]
+        # only the statistics this column has on these cells (numeric: no tv/linf/chi2; fine cells: js/hellinger)
+        names = tuple(s for s in _ROWS if _bins(s, profile, params) == bins
+                      and (s == name or profile.kind in STATISTICS[s].kinds))
+        return _simulated(tuple(p.tolist()), nb, mb, alpha, params.epsilon, _seed(profile, bins, nb), names)[name]
     if name == "ks":
         return _ks_floor(nb, mb, alpha)
     if name == "ks_robust":
