@@ -15,7 +15,7 @@ Layout: m bits in ``m / 64`` int64 words, bit ``p`` is bit ``p & 63`` of word
 pass (`sparkdrift.spark.membership`), so both hash a value identically.
 Sizing: ``m = ceil(n * BITS_PER_VALUE / 64) * 64`` capped at `MAX_BITS`, with
 ``k = HASHES``; below the cap that is a 1 % false-known rate, above it the
-rate grows as the formula says (e.g. ~4.7 % at 2.5 million values).
+rate grows as the formula says (e.g. ~4.8 % at 2.5 million values).
 """
 from __future__ import annotations
 
