@@ -92,7 +92,7 @@ class Numeric:
 
 @dataclass(frozen=True, eq=False)
 class Members:
-    """A Bloom filter of a column's baseline values: int64 ``words``, and ``column``, each row's bit positions.
+    """A Bloom filter of a column's baseline values: its int64 ``words``, tested at each row's positions in ``column``.
 
     The positions (a list of k ints per row) are computed by Spark with the
     baseline's hashing (`sparkdrift.spark.membership.positions`).

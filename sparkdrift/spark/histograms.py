@@ -180,7 +180,7 @@ def partial_counts(
             cols.append(value.alias(f"c{i}"))
             members = None
             if p.members is not None:  # Spark hashes as the baseline did; numpy tests the bits
-                cols.append(positions(value, F.lit(p.members.bits)).cast("array<int>").alias(f"h{i}"))
+                cols.append(positions(value, F.lit(p.members.bits), p.members.hashes).cast("array<int>").alias(f"h{i}"))
                 members = counting.Members(f"h{i}", p.members.words)
             specs.append(counting.Categorical(f"c{i}", tuple(p.categories), p.tracked and tuple(p.tracked), members))
     for j, slot in enumerate(slots):

@@ -22,11 +22,11 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
 
-def positions(value: "Column", bits: "Column") -> "Column":
-    """The `HASHES` bit positions of ``value`` in a filter of ``bits`` bits: array of pmod(xxhash64(i, value), m)."""
+def positions(value: "Column", bits: "Column", hashes: int = HASHES) -> "Column":
+    """The bit positions of ``value`` in a filter of ``bits`` bits: array of pmod(xxhash64(i, value), m), i < k."""
     from pyspark.sql import functions as F
 
-    return F.array(*[F.pmod(F.xxhash64(F.lit(i), value), bits) for i in range(HASHES)])
+    return F.array(*[F.pmod(F.xxhash64(F.lit(i), value), bits) for i in range(hashes)])
 
 
 def with_sketch(ranked: "DataFrame", keep: "Column", wide: "Column") -> "DataFrame":

@@ -366,7 +366,8 @@ def _categorical_profile(spec: ColumnSpec, rows: list, top_k: int, max_tracked: 
     total = _category_total(rows)
     categories = tuple(r["value"] for r in top)
     counts = np.array([int(r["n"]) for r in top] + [total - sum(int(r["n"]) for r in top)], dtype=np.int64)
-    tracked, members = None, None
+    tracked: tuple[str, ...] | None = None
+    members: Membership | None = None
     if distinct <= top_k + max_tracked:
         tracked = tuple(sorted(r["value"] for r in values[top_k:]))
     else:
