@@ -17,6 +17,7 @@ import pytest
 from sparkdrift.core.config import parse_config
 from sparkdrift.core.quality import quality_results
 from sparkdrift.core.windows import Windows
+from sparkdrift.sinks.console import describe_baseline
 from sparkdrift.spark import profiling
 from sparkdrift.spark.histograms import count_windows
 from sparkdrift.spark.profiling import build_baseline
@@ -102,6 +103,7 @@ def test_wide_column_is_sketched_within_size_and_driver_budget(wide):
     # m from the sizing rule, worked out here: 1 % at the best k needs -ln(0.01) / ln(2)^2 bits per value
     assert m.bits == math.ceil(n * -math.log(0.01) / math.log(2) ** 2 / 64) * 64
     assert m.false_positive_rate() == pytest.approx(0.01, rel=0.05)
+    assert f"{n:,} sketched ({m.bits:,}-bit Bloom filter, {m.false_positive_rate():.2%}" in describe_baseline(profile)
     # what reached the driver: the top K plus at most one row per 64-bit word
     kinds = Counter(int(r["key"]) for r in collected if r["fi"] == 0)
     assert kinds[profiling.VALUE] == TOP_K and 0 < kinds[profiling.MEMBERS] <= m.bits // 64
