@@ -264,14 +264,16 @@ def test_high_cardinality_collects_only_top_k_and_decides_tracking_by_distinct_c
 
     monkeypatch.setattr(profiling, "_scan_counts", spy)
     profile = build_baseline(spark, cfg)
-    per_feature = Counter(r["fi"] for r in collected)
+    per_feature = Counter(r["fi"] for r in collected if r["key"] != profiling.MEMBERS)
     assert per_feature == {0: 3, 1: 8, 2: 3}  # never more than top_k + max_tracked per column
+    words = Counter(r["fi"] for r in collected if r["key"] == profiling.MEMBERS)  # the untracked ones' Bloom filters
+    assert set(words) == {0, 2} and all(words[i] <= profile.features[c].members.bits // 64 for i, c in ((0, "id"), (2, "nine")))
 
     fid = profile.features["id"]
     exact = Counter(ids)
     assert fid.categories == ("h1", "h2", "h3") and fid.tracked is None
     assert list(fid.baseline.counts) == [exact["h1"], exact["h2"], exact["h3"], n - sum(exact[h] for h in ("h1", "h2", "h3"))]
-    assert profile.features["small"].tracked == ("s3", "s4", "s5", "s6", "s7")
+    assert profile.features["small"].tracked == ("s3", "s4", "s5", "s6", "s7") and profile.features["small"].members is None
     assert profile.features["nine"].tracked is None
     assert profile.features["nine"].baseline.counts[-1] == n - 3 * (n // 9 + (1 if n % 9 else 0))
 

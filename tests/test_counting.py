@@ -75,6 +75,33 @@ def test_categorical_keys_match_the_reference():
         assert counts.get(counting.NULL, 0) == ref.nulls and counts.get(counting.UNSEEN, 0) == ref.unseen
 
 
+def test_categorical_bloom_filter_tells_other_from_unseen():
+    rng = np.random.default_rng(9)
+    baseline = [f"c{i}" for i in range(30)]
+    pool = baseline + [f"new{i}" for i in range(300)] + [None]
+    m, k = 256, 7  # a small, crowded filter: many never-seen values look known
+    where = {v: rng.integers(0, m, k).tolist() for v in pool}  # stands in for Spark's xxhash64 positions
+    bits = 0
+    for v in baseline:
+        for p in where[v]:
+            bits |= 1 << p
+    words = np.array([(bits >> (64 * j)) & (2**64 - 1) for j in range(m // 64)], dtype=np.uint64).view(np.int64)
+    values = [pool[i] for i in rng.integers(0, len(pool), 20_000)]
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([DAY] * len(values), pa.int64()), pa.array(values),
+         pa.array([where[v] for v in values], pa.list_(pa.int32()))], names=["w", "c", "h"])
+    top = ("c3", "c1", "c0")
+    spec = counting.Categorical("c", top, None, counting.Members("h", words))
+    out = _run([batch.slice(0, 9_000), batch.slice(9_000)], [spec])
+    counts = {k: n for k, n in zip(out["key"], out["n"])}
+    known = {v for v in pool if v is not None and all(bits >> p & 1 for p in where[v])}
+    assert set(baseline) <= known and len(known) > len(baseline)  # never unseen; some false "known"
+    assert [counts.get(i, 0) for i in range(3)] == [values.count(c) for c in top]
+    assert counts.get(3, 0) == sum(v in known and v not in top for v in values)
+    assert counts.get(counting.UNSEEN, 0) == sum(v is not None and v not in known for v in values)
+    assert counts.get(counting.NULL, 0) == values.count(None)
+
+
 def test_value_counts_over_the_whole_input():
     values = ["b", "a", None, "b", "c", "b", None, "a"]
     batch = pa.RecordBatch.from_arrays([pa.array(values)], names=["c"])

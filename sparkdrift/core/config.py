@@ -230,7 +230,8 @@ class Binning:
     )
     top_k: int = _c(_min(1), "categories kept per categorical feature (rest: other)", 20)
     max_tracked_categories: int = _c(
-        _min(0), "track up to this many non-top-K baseline categories to tell 'other' from 'unseen'", 10000
+        _min(0), "list up to this many non-top-K baseline categories to tell 'other' from 'unseen' "
+        "(beyond: a Bloom filter of all of them, ~1% of unseen counted as other)", 10000
     )
 
 

@@ -12,7 +12,9 @@ one cut, so no bin ever has negative width and a boolean gets two bins.
 
 Categorical layout: ``counts`` has one slot per baseline top-K category, plus a
 last slot ``other`` for baseline categories outside the top K. Values never
-seen in the baseline are counted in ``unseen``, never dropped.
+seen in the baseline are counted in ``unseen``, never dropped. The baseline's
+other categories are listed (``tracked``) when few enough, and otherwise
+sketched (``members``, a `membership.Membership` Bloom filter).
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
+
+from sparkdrift.core.membership import Membership
 
 Kind = Literal["numeric", "categorical"]
 Role = Literal["feature", "prediction"]
@@ -201,6 +205,7 @@ class FeatureProfile:
     coarse: tuple[int, ...] = ()
     categories: tuple[str, ...] = ()
     tracked: tuple[str, ...] | None = None
+    members: Membership | None = None  # when tracked is None: every baseline category, sketched
     mean: float | None = None  # exact baseline mean (Spark's avg); None: derive from the histogram
     std: float | None = None  # exact baseline std (Spark's stddev_pop); None: derive from the histogram
 

@@ -148,7 +148,14 @@ def describe_baseline(profile: BaselineProfile, top: int = 5) -> str:
             )
             more = f", ... (+{len(fp.categories) - top})" if len(fp.categories) > top else ""
             other = f"other {h.counts[-1] / total:.1%}" if total else "other 0"
-            tracked = "untracked (too many)" if fp.tracked is None else f"{len(fp.tracked)} tracked"
+            if fp.tracked is not None:
+                tracked = f"{len(fp.tracked)} tracked"
+            elif fp.members is not None:
+                m = fp.members
+                tracked = (f"{m.values:,} sketched ({m.bits:,}-bit Bloom filter, "
+                           f"{m.false_positive_rate():.2%} of unseen counted as other)")
+            else:
+                tracked = "untracked (too many)"
             detail = f"top {len(fp.categories)}: {shown}{more}; {other}, {tracked}"
         lines.append(f"  {name:<{width}}  {fp.kind:<11} {fp.dtype:<8}{role}  {nulls}; {detail}")
     performance = profile.performance

@@ -17,7 +17,9 @@ Keys (shared with `sparkdrift.spark.histograms` and `sparkdrift.baseline`):
 * numeric: ``0`` underflow, ``1..k`` fine bins, ``k+1`` overflow for a
   profile with ``k`` edges (``splits[i] <= v < splits[i+1]`` on
   ``binning.bin_splits``; the last fine bin holds the baseline max itself);
-* categorical: ``0..K-1`` top-K category, ``K`` other known category;
+* categorical: ``0..K-1`` top-K category, ``K`` other known category
+  (known: in ``tracked``, or, for a wide column, set in its Bloom filter
+  `Members`);
 * slots: the slot's own key (``-1`` = missing);
 * `Values` (the baseline's categories): ``0`` with the value itself;
 * ``-1`` null, ``-2`` NaN, ``-3`` a value that fails the expected type,
@@ -88,13 +90,32 @@ class Numeric:
         return keys, v
 
 
+@dataclass(frozen=True, eq=False)
+class Members:
+    """A Bloom filter of a column's baseline values: its int64 ``words``, tested at each row's positions in ``column``.
+
+    The positions (a list of k ints per row) are computed by Spark with the
+    baseline's hashing (`sparkdrift.spark.membership.positions`).
+    """
+
+    column: str
+    words: np.ndarray
+
+    def contains(self, batch: pa.RecordBatch, rows: np.ndarray) -> np.ndarray:
+        """Whether each of ``rows`` has all its bits set (False: certainly not a baseline value)."""
+        lists = batch.column(self.column)
+        pos = lists.flatten().to_numpy(zero_copy_only=False).astype(np.int64).reshape(len(lists), -1)[rows]
+        return ((self.words[pos >> 6] >> (pos & 63)) & 1).all(axis=1)
+
+
 @dataclass(frozen=True)
 class Categorical:
-    """A string column counted on the baseline's top-K ``categories``; ``tracked``: its other known ones."""
+    """A string column counted on the baseline's top-K ``categories``; ``tracked`` or ``members``: its other known ones."""
 
     column: str
     categories: tuple[str, ...]
-    tracked: tuple[str, ...] | None  # None: too many to track, every other value counts as `other`
+    tracked: tuple[str, ...] | None  # None: too many to list; known by ``members`` if sketched, else `other`
+    members: Members | None = None
 
     @property
     def span(self) -> int:
@@ -103,14 +124,19 @@ class Categorical:
     def lookup(self) -> tuple[dict, int]:
         other = len(self.categories)
         known = {c: other for c in self.tracked or ()} | {c: i for i, c in enumerate(self.categories)}
-        return known | {None: NULL}, other if self.tracked is None else UNSEEN
+        unknown = other if self.tracked is None and self.members is None else UNSEEN
+        return known | {None: NULL}, unknown
 
     def keys(self, batch: pa.RecordBatch, lookup: tuple[dict, int]) -> np.ndarray:
-        """Key per row: encode the batch's distinct values once, look each up once."""
+        """Key per row: encode the batch's distinct values once, look each up once; the filter decides the rest."""
         known, fallback = lookup
         enc = pc.dictionary_encode(batch.column(self.column), null_encoding="encode")
         per_value = np.array([known.get(v, fallback) for v in enc.dictionary.to_pylist()], dtype=np.int64)
-        return per_value[enc.indices.to_numpy(zero_copy_only=False)]
+        keys = per_value[enc.indices.to_numpy(zero_copy_only=False)]
+        if self.members is not None:
+            maybe = np.flatnonzero(keys == UNSEEN)
+            keys[maybe[self.members.contains(batch, maybe)]] = len(self.categories)
+        return keys
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from sparkdrift.core.profile import FeatureProfile, Histogram
 from sparkdrift.core.quality import ColumnIssue
 from sparkdrift.core.slices import OVERALL, slice_values
 from sparkdrift.spark.cost import ScanMetrics, scan_metrics
+from sparkdrift.spark.membership import positions
 from sparkdrift.spark.selection import categorical_expr, numeric_expr, qcol, supports, try_cast
 from sparkdrift.core.windows import WindowHistograms, Windows, naive_utc
 
@@ -175,8 +176,13 @@ def partial_counts(
             splits = tuple(bin_splits(p.edges)) if p.edges else None
             specs.append(counting.Numeric(f"v{i}", splits, invalid))
         else:
-            cols.append(categorical_expr(p.name).alias(f"c{i}"))
-            specs.append(counting.Categorical(f"c{i}", tuple(p.categories), p.tracked and tuple(p.tracked)))
+            value = categorical_expr(p.name)
+            cols.append(value.alias(f"c{i}"))
+            members = None
+            if p.members is not None:  # Spark hashes as the baseline did; numpy tests the bits
+                cols.append(positions(value, F.lit(p.members.bits), p.members.hashes).cast("array<int>").alias(f"h{i}"))
+                members = counting.Members(f"h{i}", p.members.words)
+            specs.append(counting.Categorical(f"c{i}", tuple(p.categories), p.tracked and tuple(p.tracked), members))
     for j, slot in enumerate(slots):
         cols += [slot.key.cast("int").alias(f"sk{j}"), slot.value.cast("double").alias(f"sv{j}")]
         specs.append(counting.Slot(f"sk{j}", f"sv{j}", slot.n_bins))

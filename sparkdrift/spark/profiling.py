@@ -16,7 +16,9 @@ across partitions in Spark, so what is shuffled is columns x bins (x
 distinct categories), never rows. Top-K categories are ranked in Spark
 (window ``row_number`` over count desc, value asc), so the driver receives
 at most ``top_k + max_tracked_categories`` rows per categorical column and
-the fine-bin counts of each numeric column.
+the fine-bin counts of each numeric column. A categorical column with more
+distinct values than that is also sketched, in the same query, into a Bloom
+filter of all its values (`spark.membership`): at most m / 64 more rows.
 
 Both scans are a fixed number of Spark jobs whatever the number of columns.
 
@@ -46,11 +48,13 @@ from sparkdrift.spark import counting
 from sparkdrift.core.binning import bin_splits, coarse_starts, make_edges, quantile_probabilities
 from sparkdrift.spark.counting import NAN, NULL
 from sparkdrift.errors import TableError
+from sparkdrift.core.membership import HASHES, Membership
 from sparkdrift.core.performance import slot_size
 from sparkdrift.core.profile import BaselineProfile, FeatureProfile, Histogram
 from sparkdrift.core.slices import cross_values
 from sparkdrift.spark.performance import performance_key
 from sparkdrift.spark.histograms import SliceColumn, slice_dims
+from sparkdrift.spark.membership import MEMBERS
 from sparkdrift.spark.selection import ColumnSpec, categorical_expr, numeric_expr, select_columns
 from sparkdrift.spark.slicing import slice_labels
 from sparkdrift.store.tables import TableRead, read_table
@@ -67,7 +71,7 @@ SAMPLE_SEED = 20240229
 #: Seed of the quantiles' sample (``binning.quantile_sample_rows``).
 QUANTILE_SEED = 20240301
 #: Bumped when the way a profile is computed changes, so old and new profiles get different ids.
-PROFILE_FORMAT = 1
+PROFILE_FORMAT = 2
 #: Config sections (top level) that shape a profile, hashed into the baseline id.
 PROFILE_SECTIONS = ("baseline", "features", "prediction", "binning", "id_column")
 
@@ -255,7 +259,9 @@ def _scan_counts(
     `counting`'s keys: for numeric columns every (bin, n); for categorical
     ones the null count and the top ``top_k`` values, plus the next
     ``max_tracked`` when the column has at most ``top_k + max_tracked``
-    distinct values. With ``performance_bins``, the label x prediction slot
+    distinct values, and otherwise its Bloom filter's words (key `MEMBERS`,
+    ``rank`` = word index, ``n`` = word, ``total`` = bits; ``distinct`` as on
+    value rows). With ``performance_bins``, the label x prediction slot
     (columns ``pk``/``pv`` of ``df``) has feature index ``len(specs)``.
 
     With ``slices`` every row is also counted under its slice code (rows with
@@ -267,6 +273,7 @@ def _scan_counts(
     from pyspark.sql import functions as F
 
     from sparkdrift.spark.histograms import PASS_CONF, map_partials, sql_conf, sum_partials
+    from sparkdrift.spark.membership import with_sketch
 
     count_specs: list[counting.Spec] = []
     for i, s in enumerate(specs):
@@ -295,7 +302,8 @@ def _scan_counts(
         | (F.col("distinct") <= F.lit(top_k + max_tracked))
     )
     overall = F.col("slice") == F.lit(counting.OVERALL)
-    kept = ranked.filter(overall & keep)
+    wide = overall & values & (F.col("distinct") > F.lit(top_k + max_tracked))
+    kept = with_sketch(ranked, overall & keep, wide)
     if slices:
         tops = kept.filter(values & (F.col("rank") <= F.lit(top_k))).select("fi", "value")
         in_slices = ranked.filter(~overall & values)
@@ -358,13 +366,18 @@ def _categorical_profile(spec: ColumnSpec, rows: list, top_k: int, max_tracked: 
     total = _category_total(rows)
     categories = tuple(r["value"] for r in top)
     counts = np.array([int(r["n"]) for r in top] + [total - sum(int(r["n"]) for r in top)], dtype=np.int64)
+    tracked: tuple[str, ...] | None = None
+    members: Membership | None = None
     if distinct <= top_k + max_tracked:
-        tracked: tuple[str, ...] | None = tuple(sorted(r["value"] for r in values[top_k:]))
+        tracked = tuple(sorted(r["value"] for r in values[top_k:]))
     else:
-        tracked = None
+        words = [r for r in rows if r["key"] == MEMBERS]
+        bitset = np.zeros(int(words[0]["total"]) // 64, dtype=np.int64)
+        bitset[[int(r["rank"]) for r in words]] = [int(r["n"]) for r in words]
+        members = Membership(bitset, HASHES, distinct)
     hist = Histogram(counts=counts, nulls=nulls)
     return FeatureProfile(
-        spec.name, "categorical", hist, spec.role, spec.dtype, categories=categories, tracked=tracked
+        spec.name, "categorical", hist, spec.role, spec.dtype, categories=categories, tracked=tracked, members=members
     )
 
 

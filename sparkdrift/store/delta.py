@@ -22,6 +22,7 @@ from dataclasses import fields
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from sparkdrift.core.membership import Membership
 from sparkdrift.core.performance import SLOT
 from sparkdrift.core.planning import ActionRecord
 from sparkdrift.core.profile import BaselineProfile, FeatureProfile, Histogram
@@ -43,8 +44,11 @@ PROFILE_SCHEMA = (
     "edges array<double>, coarse array<int>, categories array<string>, tracked array<string>, "
     "counts array<bigint>, nulls bigint, nans bigint, underflow bigint, overflow bigint, "
     "unseen bigint, invalid bigint, value_sum double, value_sum_sq double, "
-    "min double, max double, bin_sums array<double>, mean double, std double, slice string, slice_value string"
+    "min double, max double, bin_sums array<double>, mean double, std double, slice string, slice_value string, "
+    "members array<bigint>, members_hashes int, members_values bigint"
 )
+#: The Bloom filter of a wide categorical column (`core.membership`); null elsewhere and in rows written before it.
+NO_MEMBERS = {"members": None, "members_hashes": None, "members_values": None}
 PROFILE_KEYS = ["monitor", "baseline_id", "slice", "slice_value", "feature"]
 #: key columns added after the tables' first version, and the value of the rows written before them
 SLICE_DEFAULTS = {"slice": OVERALL, "slice_value": OVERALL}
@@ -122,13 +126,14 @@ def profile_rows(profile: BaselineProfile) -> list[dict]:
             "dtype": fp.dtype, "edges": [float(e) for e in fp.edges], "coarse": [int(c) for c in fp.coarse],
             "categories": list(fp.categories), "tracked": None if fp.tracked is None else list(fp.tracked),
             **fp.baseline.to_dict(), "mean": _none_if_nan(mean), "std": _none_if_nan(std),
-            "slice": OVERALL, "slice_value": OVERALL,
+            "slice": OVERALL, "slice_value": OVERALL, **_members_row(fp.members),
         })
     if profile.performance is not None:
         rows.append({
             **common, "position": len(rows), "feature": PERFORMANCE_ROW, "kind": "performance",
             "role": "performance", "dtype": None, "edges": [], "coarse": [], "categories": [], "tracked": None,
             **profile.performance.to_dict(), "mean": None, "std": None, "slice": OVERALL, "slice_value": OVERALL,
+            **NO_MEMBERS,
         })
     for (name, value), hists in profile.slices.items():  # the bins are the overall profile's
         for feature, hist in hists.items():
@@ -136,9 +141,16 @@ def profile_rows(profile: BaselineProfile) -> list[dict]:
             rows.append({
                 **common, "position": len(rows), "feature": feature, "kind": fp.kind, "role": fp.role,
                 "dtype": fp.dtype, "edges": [], "coarse": [], "categories": [], "tracked": None,
-                **hist.to_dict(), "mean": None, "std": None, "slice": name, "slice_value": value,
+                **hist.to_dict(), "mean": None, "std": None, "slice": name, "slice_value": value, **NO_MEMBERS,
             })
     return rows
+
+
+def _members_row(members: Membership | None) -> dict:
+    if members is None:
+        return NO_MEMBERS
+    return {"members": [int(w) for w in members.words], "members_hashes": members.hashes,
+            "members_values": members.values}
 
 
 def profile_from_rows(rows: list[dict]) -> BaselineProfile:
@@ -162,6 +174,8 @@ def profile_from_rows(rows: list[dict]) -> BaselineProfile:
             coarse=tuple(int(c) for c in (r["coarse"] or ())),
             categories=tuple(r["categories"] or ()),
             tracked=None if r["tracked"] is None else tuple(r["tracked"]),
+            members=None if r.get("members") is None else Membership(r["members"], r["members_hashes"],
+                                                                      r["members_values"]),
             mean=(math.nan if r["mean"] is None else float(r["mean"])) if numeric else None,
             std=(math.nan if r["std"] is None else float(r["std"])) if numeric else None,
         )
