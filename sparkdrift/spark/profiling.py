@@ -303,12 +303,14 @@ def _scan_counts(
     )
     overall = F.col("slice") == F.lit(counting.OVERALL)
     wide = overall & values & (F.col("distinct") > F.lit(top_k + max_tracked))
-    kept = with_sketch(ranked, overall & keep, wide)
+    kept_rows = overall & keep
     if slices:
-        tops = kept.filter(values & (F.col("rank") <= F.lit(top_k))).select("fi", "value")
-        in_slices = ranked.filter(~overall & values)
-        kept = kept.unionByName(ranked.filter(~overall & ~values)).unionByName(
-            in_slices.join(tops, ["fi", "value"], "left_semi")).unionByName(in_slices.filter(F.col("rank") == 1))
+        # a slice keeps its bins, the overall top-K categories, and its rank-1 row; one filter, not a union of
+        # branches, which Spark would each count from the table again (it does not reuse mapInArrow's shuffle)
+        overall_top = (overall & values & (F.col("rank") <= F.lit(top_k))).cast("int")
+        ranked = ranked.withColumn("_top", F.max(overall_top).over(Window.partitionBy("fi", "value")))
+        kept_rows = kept_rows | (~overall & (~values | (F.col("_top") == 1) | (F.col("rank") == 1)))
+    kept = with_sketch(ranked, kept_rows, wide)
     with sql_conf(df.sparkSession, **PASS_CONF):
         return kept.collect()
 
