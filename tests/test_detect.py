@@ -115,7 +115,7 @@ def test_mlflow_metric_history_steps_and_timestamps(case):
             key=lambda r: r.window_start,
         )
         assert [m.step for m in hist] == [Windows(seconds=86400).index(r.window_start) for r in expected]
-        assert [m.timestamp for m in hist] == [int(r.window_end.timestamp() * 1000) for r in expected]
+        assert [m.timestamp for m in hist] == [int(r.window_start.timestamp() * 1000) for r in expected]
         assert [m.value for m in hist] == pytest.approx([r.value for r in expected], abs=1e-12)
         assert (max(m.value for m in hist) > 0.2) == drifted
     score = client.get_metric_history(out.run_id, "drift/score")

@@ -138,9 +138,9 @@ def test_metrics_read_back_with_window_steps_and_timestamps(uri):
     age = sorted(client.get_metric_history(run.info.run_id, "feature.age/psi"), key=lambda m: m.step)
     first_step = int(DAY0.replace(tzinfo=timezone.utc).timestamp()) // DAY
     assert [(m.value, m.step, m.timestamp) for m in age] == [
-        (0.05, first_step, _ms(DAY0 + timedelta(days=1))),
-        (0.31, first_step + 1, _ms(DAY0 + timedelta(days=2))),
-        (0.12, first_step + 2, _ms(DAY0 + timedelta(days=3))),
+        (0.05, first_step, _ms(DAY0)),  # at the window's start: the date the report names it by
+        (0.31, first_step + 1, _ms(DAY0 + timedelta(days=1))),
+        (0.12, first_step + 2, _ms(DAY0 + timedelta(days=2))),
     ]
     tenure = sorted(client.get_metric_history(run.info.run_id, "feature.tenure/psi"), key=lambda m: m.step)
     assert [(m.value, m.step) for m in tenure] == [(0.01, first_step), (0.02, first_step + 2)]
@@ -282,8 +282,8 @@ def test_summaries_cost_and_artifacts(uri, tmp_path):
     score = sorted(client.get_metric_history(run.info.run_id, "drift/score"), key=lambda m: m.step)
     step0 = metric_step(DAY0, DAILY)
     assert [(m.value, m.step, m.timestamp) for m in score] == [
-        (0.1, step0, _ms(DAY0 + timedelta(days=1))),
-        (0.35, step0 + 1, _ms(DAY0 + timedelta(days=2))),
+        (0.1, step0, _ms(DAY0)),
+        (0.35, step0 + 1, _ms(DAY0 + timedelta(days=1))),
     ]
     metrics = client.get_run(run.info.run_id).data.metrics
     assert metrics["drift/n_drifted"] == 2 and "drift/prediction_psi_max" not in metrics

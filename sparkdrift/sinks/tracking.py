@@ -14,8 +14,9 @@ Naming and the step rule (the same for every job, so runs line up in the UI):
 - ``step = Windows.index(window_start)``: the window's number (epoch seconds //
   window seconds; for months, months since 1970-01) that is stable across runs, so a metric's history over many runs reads as
   one time series and a recomputed window lands on the same step. (The UI
-  writes it as e.g. 20.454k; its "Time (wall)" x axis shows the window ends as dates.)
-- ``timestamp = window_end`` in epoch milliseconds.
+  writes it as e.g. 20.454k; its "Time (wall)" x axis shows the windows as dates.)
+- ``timestamp = window_start`` in epoch milliseconds: the time axis marks a window on the date the report and
+  the console name it by (drift in the Jan 8 window shows at Jan 8, not at its end, Jan 9).
 - Naive datetimes are taken as UTC (sparkdrift's Spark sessions run in UTC).
 
 Only ``MlflowClient(tracking_uri)`` is used; no global MLflow state is changed
@@ -102,9 +103,9 @@ def metric_step(window_start: datetime, windows: Windows) -> int:
     return windows.index(window_start)
 
 
-def metric_timestamp_ms(window_end: datetime) -> int:
-    """``window_end`` in epoch milliseconds (exact integer arithmetic, no float rounding)."""
-    return int((as_utc(window_end) - _EPOCH) // timedelta(milliseconds=1))
+def metric_timestamp_ms(moment: datetime) -> int:
+    """``moment`` in epoch milliseconds (exact integer arithmetic, no float rounding)."""
+    return int((as_utc(moment) - _EPOCH) // timedelta(milliseconds=1))
 
 
 def _now_ms() -> int:
@@ -365,7 +366,7 @@ class DriftRun:
                 continue
             key = _key(r.metric_name)
             step = metric_step(r.window_start, self.windows)
-            latest[(key, step)] = Metric(key, value, metric_timestamp_ms(r.window_end), step)
+            latest[(key, step)] = Metric(key, value, metric_timestamp_ms(r.window_start), step)
         return self._log_metrics(list(latest.values()))
 
     @_sink(0)
@@ -380,7 +381,7 @@ class DriftRun:
         latest: dict[tuple[str, int], Metric] = {}
         for s in summaries:
             step = metric_step(s["window_start"], self.windows)
-            ts = metric_timestamp_ms(s["window_end"])
+            ts = metric_timestamp_ms(s["window_start"])
             for name, raw in s.items():
                 if name in ("window_start", "window_end"):
                     continue
