@@ -32,7 +32,7 @@ from sparkdrift.spark.histograms import check_columns, count_windows, time_range
 from sparkdrift.spark.performance import label_horizon, labels_pass, performance_slots
 from sparkdrift.spark.selection import try_cast
 from sparkdrift.spark.slicing import slice_columns
-from sparkdrift.store import DeltaStore, MonitorStore
+from sparkdrift.store import DeltaStore, MonitorStore, Progress
 from sparkdrift.store.tables import TableRead, last_commit, read_table, require_columns
 
 if TYPE_CHECKING:
@@ -140,8 +140,14 @@ def run_detect(
             baseline = store.load_profile(cfg.baseline_id)
             prod = read_table(spark, cfg.production.table, version=cfg.production.version, filter=cfg.production.filter)
             require_columns(prod, [cfg.production.timestamp_column])
-            done = store.last_checked_window(baseline.baseline_id)
+            progress = store.progress(baseline.baseline_id)
+            done = progress.last
             start, end = plan_range(done, cfg, as_of)
+        untracked = untracked_start(cfg, progress, start)
+        if untracked is not None:
+            log.warning("windows of %s from %s were not logged to MLflow by an earlier run: recomputed and logged",
+                        cfg.monitor, naive_utc(untracked))
+            start = untracked
         late: list[LateWindow] = []
         if start is not None and done is not None:
             with meter.stage("late_rows"):
@@ -231,10 +237,13 @@ def run_detect(
             # The metrics table is written last: it is the progress marker, so a run that
             # died before this point is redone whole next time (MERGE + action dedup make
             # that safe), and no window is ever skipped with its actions unapplied.
-            with meter.stage("write_metrics"):
-                store.write_metrics(results, run_id)
+            with meter.stage("write_metrics"):  # no run id when MLflow failed: the next run logs these again
+                store.write_metrics(results, None if run.error else run_id)
+            notes = [_late_text(late)] if late else []
+            if untracked is not None:
+                notes.append(f"windows from {naive_utc(untracked):%Y-%m-%d %H:%M} that MLflow missed logged again")
             outcome = DetectOutcome(
-                message=f"{len(windows)} windows checked" + (f"; {_late_text(late)}" if late else ""),
+                message="; ".join([f"{len(windows)} windows checked", *notes]),
                 windows=windows, results=results, decisions=decisions, actions=records, run_id=run_id,
                 run_url=run.info.url, baseline_id=baseline.baseline_id, null_timestamps=counted.null_timestamps,
                 noise=_budget_text(cfg, baseline),
@@ -274,9 +283,31 @@ def run_detect(
                 "sparkdrift.late_windows": str(len(late)),
             })
             outcome.mlflow_error = run.error
+            if run.error and run_id:  # it failed after the metrics were written with its id
+                store.write_metrics(results, None)
         return outcome
     finally:
         meter.close()
+
+
+def untracked_start(cfg: MonitorConfig, progress: Progress, start: datetime | None) -> datetime | None:
+    """Where to restart so that stored windows MLflow never got are recomputed and logged; None if none are.
+
+    A window written while MLflow failed has no run id in the metrics table.
+    Those within ``production.late_check`` of ``start`` are redone whole by the
+    next run with MLflow on: the same recount, and action dedup keeps alerts
+    and retrains to one.
+    """
+    span = cfg.production.late_check.delta
+    if not (cfg.mlflow.enabled and span and start is not None and progress.last is not None):
+        return None
+    if progress.last_tracked is not None and progress.last_tracked >= progress.last:
+        return None
+    cut = cfg.production.granularity.windows
+    first = max(cut.start(start - span), progress.first)
+    if progress.last_tracked is not None:
+        first = max(first, cut.shift(progress.last_tracked, 1))
+    return first if first < start else None
 
 
 @dataclass(frozen=True)

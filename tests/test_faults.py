@@ -84,6 +84,28 @@ def test_unreachable_mlflow_never_blocks_the_verdict(spark, tmp_path, webhook):
     metrics = read_output(spark, cfg.output_table("metrics")).collect()
     assert {r["window_start"].day for r in metrics} == {1, 2, 3}  # the progress marker moved
     assert len(webhook) == 1 and "faults" in json.dumps(webhook[0])  # the alert went out
+    assert {r["mlflow_run_id"] for r in metrics} == {None}  # recorded as not logged
+
+    # MLflow is back: the next run logs the windows it missed, and alerts nobody twice
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = parse_config(_config(tmp_path, tracking_uri=uri), "faults.yaml")
+    again = run_detect(spark, cfg, as_of=DAY0 + timedelta(days=3, hours=3))
+    assert again.run_id and again.mlflow_error is None
+    assert "windows from 2026-04-01 00:00 that MLflow missed logged again" in again.message
+    metrics = read_output(spark, cfg.output_table("metrics")).collect()
+    assert {r["mlflow_run_id"] for r in metrics} == {again.run_id}
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    stored = {r["window_start"].day: r["value"] for r in metrics
+              if r["statistic"] == "psi" and r["reference"] == "baseline"}
+    logged = {datetime.fromtimestamp(m.timestamp / 1000, timezone.utc).day: m.value
+              for m in client.get_metric_history(again.run_id, "feature.x/psi")}
+    assert logged.keys() == {1, 2, 3} and all(abs(logged[d] - stored[d]) < 1e-12 for d in logged)
+    assert len(client.get_metric_history(again.run_id, "drift/severity")) == 3
+    assert len(webhook) == 1  # the day-3 alert was sent by the first run: not again
+    last = run_detect(spark, cfg, as_of=DAY0 + timedelta(days=3, hours=4))
+    assert last.message.endswith("nothing to do") and last.run_id is None
 
 
 def test_cli_exit_code_when_mlflow_is_required(spark, tmp_path, webhook, capsys):

@@ -18,7 +18,7 @@ from sparkdrift.core.results import DriftResult
 from sparkdrift.core.performance import SLOT
 from sparkdrift.core.windows import WindowHistograms
 from sparkdrift.errors import BaselineError
-from sparkdrift.store import DeltaStore, MemoryStore
+from sparkdrift.store import DeltaStore, MemoryStore, Progress
 from tests.helpers import categorical_profile, numeric_profile
 
 UTC = timezone.utc
@@ -104,12 +104,17 @@ def test_histograms_upsert_per_window_and_feature(store):
 
 
 def test_metrics_mark_progress_per_baseline(store):
-    assert store.last_checked_window("b1") is None
+    assert store.progress("b1") == Progress()
     store.write_metrics([_result(0, 0.1), _result(3, 0.3), _result(3, 0.05, "ks")], "run1")
     store.write_metrics([_result(3, 0.4)], "run2")  # the same key again: replaced
-    assert store.last_checked_window("b1") == T0 + 3 * DAY
-    assert store.last_checked_window("b2") is None
+    assert store.progress("b1") == Progress(T0, T0 + 3 * DAY, T0 + 3 * DAY)
+    assert store.progress("b2") == Progress()
     store.write_metrics([], None)  # nothing to write is a no-op
+    # windows whose MLflow logging failed are written without a run id: tracked progress stays behind
+    store.write_metrics([_result(4, 0.2), _result(5, 0.2)], None)
+    assert store.progress("b1") == Progress(T0, T0 + 5 * DAY, T0 + 3 * DAY)
+    store.write_metrics([_result(5, 0.2)], "run3")
+    assert store.progress("b1") == Progress(T0, T0 + 5 * DAY, T0 + 5 * DAY)
 
 
 def test_actions_upsert_on_dedup_key(store):

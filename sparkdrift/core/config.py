@@ -182,8 +182,8 @@ class ProductionSource:
     lateness: Duration = _c(None, "how long after a window's end late rows may still arrive", Duration("1h"))
     recompute_windows: int = _c(_min(0), "also recompute this many finished windows before the last", 0)
     late_check: Duration = _c(
-        None, "stored windows ending this far back are recounted when the table changed; one that gained or lost "
-        "rows since it was computed is recomputed ('0s' = off)", Duration("7d"))
+        None, "how far back a run repairs stored windows: one that gained or lost rows since it was computed "
+        "(recounted when the table changed), or that MLflow did not get, is recomputed ('0s' = off)", Duration("7d"))
     start: str | None = _c(_timestamp, "ignore rows before this timestamp (backfill start)", None)
     filter: str | None = _c(None, "SQL predicate applied to the rows read", None)
     version: int | None = _c(_ge0, "pin the Delta version read (default: latest)", None)

@@ -89,7 +89,8 @@ def format_summary(cfg: MonitorConfig, outcome) -> str:
             f"wall {'unknown' if wall is None else f'{wall:.1f}s'}"
         )
     if outcome.mlflow_error:
-        lines.append(f"  MLflow: NOT logged ({outcome.mlflow_error}); results, histograms and actions are in the tables")
+        lines.append(f"  MLflow: NOT logged ({outcome.mlflow_error}); results, histograms and actions are in the tables, "
+                     "and the next run logs these windows again")
     if outcome.run_id:
         lines.append(f"  MLflow run: {outcome.run_id}  {outcome.run_url or ''}")
     if outcome.report_dir:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sparkdrift.core.planning import ActionRecord
@@ -23,6 +24,19 @@ from sparkdrift.errors import BaselineError
 log = logging.getLogger("sparkdrift.store")
 
 TABLES = ("profiles", "histograms", "metrics", "actions")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where the metrics table stands: the ``first`` and ``last`` checked window starts, and the last logged to MLflow.
+
+    Windows after ``last_tracked`` were written while MLflow was off or failing
+    (their ``mlflow_run_id`` is null); a later run with MLflow on logs them again.
+    """
+
+    first: datetime | None = None
+    last: datetime | None = None
+    last_tracked: datetime | None = None
 
 
 class MonitorStore(ABC):
@@ -110,11 +124,13 @@ class MonitorStore(ABC):
 
     @abstractmethod
     def write_metrics(self, results: Sequence[DriftResult], run_id: str | None) -> None:
-        """Upsert on (baseline id, window, slice, slice value, feature, statistic, reference)."""
+        """Upsert on (baseline id, window, slice, slice value, feature, statistic, reference).
+
+        ``run_id`` None: not (fully) logged to MLflow, see `Progress`."""
 
     @abstractmethod
-    def last_checked_window(self, baseline_id: str) -> datetime | None:
-        """Start of the newest window with metrics: the detect job's progress marker."""
+    def progress(self, baseline_id: str) -> Progress:
+        """The detect job's progress marker: the newest window with metrics, and the newest logged to MLflow."""
 
     # ----------------------------------------------------------------- actions
 

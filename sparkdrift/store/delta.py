@@ -29,7 +29,7 @@ from sparkdrift.core.profile import BaselineProfile, FeatureProfile, Histogram
 from sparkdrift.core.results import DriftResult
 from sparkdrift.core.slices import OVERALL, is_overall
 from sparkdrift.core.windows import WindowHistograms, as_utc, naive_utc
-from sparkdrift.store.base import TABLES, MonitorStore
+from sparkdrift.store.base import TABLES, MonitorStore, Progress
 from sparkdrift.store.tables import merge_rows, read_output, sql_string
 
 if TYPE_CHECKING:
@@ -324,14 +324,15 @@ class DeltaStore(MonitorStore):
         now = _now()
         self._merge("metrics", [metric_row(r, run_id, now) for r in results], METRICS_SCHEMA, METRIC_KEYS)
 
-    def last_checked_window(self, baseline_id: str) -> datetime | None:
+    def progress(self, baseline_id: str) -> Progress:
         from pyspark.sql import functions as F
 
         df = self._mine("metrics", baseline_id)
         if df is None:
-            return None
-        row = df.agg(F.max("window_start")).first()
-        return as_utc(row[0]) if row and row[0] is not None else None
+            return Progress()
+        tracked = F.when(F.col("mlflow_run_id").isNotNull(), F.col("window_start"))
+        row = df.agg(F.min("window_start"), F.max("window_start"), F.max(tracked)).first()
+        return Progress(*(None if t is None else as_utc(t) for t in row))
 
     # ----------------------------------------------------------------- actions
 

@@ -15,7 +15,7 @@ from sparkdrift.core.profile import BaselineProfile
 from sparkdrift.core.results import DriftResult
 from sparkdrift.core.slices import is_overall
 from sparkdrift.core.windows import WindowHistograms, as_utc
-from sparkdrift.store.base import MonitorStore
+from sparkdrift.store.base import MonitorStore, Progress
 
 
 class MemoryStore(MonitorStore):
@@ -80,8 +80,10 @@ class MemoryStore(MonitorStore):
             key = (r.baseline_id, as_utc(r.window_start), r.slice, r.slice_value, r.feature, r.statistic, r.reference)
             self.metrics[key] = (r, run_id)
 
-    def last_checked_window(self, baseline_id: str) -> datetime | None:
-        return max((k[1] for k in self.metrics if k[0] == baseline_id), default=None)
+    def progress(self, baseline_id: str) -> Progress:
+        mine = [(k[1], run_id) for k, (_, run_id) in self.metrics.items() if k[0] == baseline_id]
+        return Progress(min((t for t, _ in mine), default=None), max((t for t, _ in mine), default=None),
+                        max((t for t, run_id in mine if run_id is not None), default=None))
 
     def read_actions(self) -> list[ActionRecord]:
         return list(self.actions.values())
