@@ -54,16 +54,24 @@ def _cfg(**over):
 
 
 def test_declared_features_keep_config_order_kinds_and_types():
-    cfg = _cfg(features={"numeric": ["income", "age", "active"], "categorical": ["plan", "churned"]})
+    cfg = _cfg(features={"numeric": ["income", "age"], "categorical": ["plan", "active", "churned"]})
     specs = select_columns(SCHEMA, cfg, "db.train")
     assert specs == [
         ColumnSpec("income", "numeric", "feature"),
         ColumnSpec("age", "numeric", "feature"),
-        ColumnSpec("active", "numeric", "feature"),  # a boolean declared numeric is fine
         ColumnSpec("plan", "categorical", "feature"),
-        ColumnSpec("churned", "categorical", "feature"),  # an integer declared categorical too
+        ColumnSpec("active", "categorical", "feature"),
+        ColumnSpec("churned", "categorical", "feature"),  # an integer declared categorical is fine
     ]
-    assert [s.dtype for s in specs] == ["decimal(12,2)", "int", "boolean", "string", "int"]
+    assert [s.dtype for s in specs] == ["decimal(12,2)", "int", "string", "boolean", "int"]
+
+
+def test_a_boolean_declared_numeric_is_refused_with_the_fix():
+    """Cast to 0/1 it would pass for a number; it is two categories."""
+    cfg = _cfg(features={"numeric": ["age", "active"]})
+    with pytest.raises(TableError, match=r"^table db.train: column 'active' has type boolean, which cannot be "
+                                         r"profiled as numeric; list it under features.categorical$"):
+        select_columns(SCHEMA, cfg, "db.train")
 
 
 def test_inferred_features_skip_time_id_label_prediction_excluded_and_complex_columns():
@@ -148,7 +156,7 @@ def test_a_column_cannot_be_both_feature_and_prediction():
 
 
 def test_supported_types():
-    assert supports("numeric", "boolean") and supports("numeric", "decimal(10,0)") and supports("numeric", "bigint")
+    assert supports("numeric", "decimal(10,0)") and supports("numeric", "bigint") and not supports("numeric", "boolean")
     assert not supports("numeric", "string") and not supports("numeric", "date")
     assert supports("categorical", "string") and supports("categorical", "int") and supports("categorical", "date")
     assert not supports("categorical", "binary") and not supports("categorical", "struct<a:int>")

@@ -3,8 +3,8 @@
 The baseline job and the production pass must read every column the same
 way, so both use the casts defined here:
 
-* numeric: cast to ``double`` (booleans become 1.0/0.0, decimals and integers
-  widen), with ``-0.0`` normalised to ``0.0``: Spark's sorts (and so
+* numeric: cast to ``double`` (decimals and integers widen; a boolean is
+  refused as numeric, it is a category), with ``-0.0`` normalised to ``0.0``: Spark's sorts (and so
   ``percentile_approx``'s quantiles) order ``-0.0`` before ``0.0`` while
   numpy's comparisons treat them as equal; one zero keeps edges and bins
   the same everywhere.
@@ -65,13 +65,14 @@ def _is_numeric_type(name: str) -> bool:
 def supports(kind: Kind, dtype: "DataType | str") -> bool:
     """Whether a baseline column of this Spark type can be profiled as ``kind``.
 
-    numeric: integer, floating, decimal and boolean columns. categorical:
+    numeric: integer, floating and decimal columns (a boolean is two
+    categories, not a number: its 0/1 cast would hide that). categorical:
     strings, booleans, integers/decimals/floats and dates/timestamps (as text).
     Maps, arrays, structs and binary are never supported.
     """
     name = _type_name(dtype)
     if kind == "numeric":
-        return _is_numeric_type(name) or name == "boolean"
+        return _is_numeric_type(name)
     return name in CATEGORICAL_TYPES or name.startswith("decimal")
 
 
@@ -150,8 +151,10 @@ def select_columns(schema: "StructType", cfg: "MonitorConfig", table: str) -> li
             raise TableError(f"table {table}: missing {what} column {name!r}{hint}")
         dtype = types[name]
         if not supports(kind, dtype):
+            fix = {"feature": "; list it under features.categorical" if supports("categorical", dtype) else "",
+                   "prediction": "; set prediction.kind: class" if supports("categorical", dtype) else ""}[what]
             raise TableError(
-                f"table {table}: column {name!r} has type {dtype}, which cannot be profiled as {kind}"
+                f"table {table}: column {name!r} has type {dtype}, which cannot be profiled as {kind}{fix}"
             )
         role: Role = "prediction" if what == "prediction" else "feature"
         return ColumnSpec(name, kind, role, dtype)
