@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Literal
 
@@ -67,7 +67,7 @@ class DriftResult:
         return f"{self.signal}.{self.feature}/{self.statistic}{suffix}{where}"
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}  # flat: asdict's deep copies cost seconds per run
         for k in ("value", "lower", "upper", "p_value", "threshold", "noise_floor", "excess"):
             v = d[k]
             if v is not None and not math.isfinite(v):

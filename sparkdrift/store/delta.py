@@ -30,7 +30,7 @@ from sparkdrift.core.results import DriftResult
 from sparkdrift.core.slices import OVERALL, is_overall
 from sparkdrift.core.windows import WindowHistograms, as_utc, naive_utc
 from sparkdrift.store.base import TABLES, MonitorStore, Progress
-from sparkdrift.store.tables import merge_rows, read_output, sql_string
+from sparkdrift.store.tables import local_frame, merge_rows, read_output, sql_string
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -227,7 +227,7 @@ class DeltaStore(MonitorStore):
 
     def _merge(self, table: str, rows: list, schema: str, keys: list[str]) -> None:
         if rows:
-            merge_rows(self.spark, self.spark.createDataFrame(rows, schema), self.tables[table], keys, SLICE_DEFAULTS)
+            merge_rows(self.spark, local_frame(self.spark, rows, schema), self.tables[table], keys, SLICE_DEFAULTS)
 
     # ----------------------------------------------------------------- profiles
 
@@ -364,7 +364,7 @@ class DeltaStore(MonitorStore):
             f"AND t.decided_at <=> {_timestamp_sql(r.decided_at)})"
             for k, r in seen.items() if k in by_key) or "FALSE"
         rows = [r.to_row() for r in by_key.values()]
-        merge_rows(self.spark, self.spark.createDataFrame(rows, ACTIONS_SCHEMA), self.tables["actions"],
+        merge_rows(self.spark, local_frame(self.spark, rows, ACTIONS_SCHEMA), self.tables["actions"],
                    ["dedup_key"], SLICE_DEFAULTS, matched_if=guard)
         stored = {r.dedup_key: r for r in self.read_actions()}
         return [r for k, r in by_key.items() if _same(stored.get(k), r)]

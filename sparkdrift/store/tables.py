@@ -214,6 +214,19 @@ CONFLICT_ATTEMPTS = 6
 CONFLICT_PAUSE_SECONDS = 0.5
 
 
+def local_frame(spark: "SparkSession", rows: list, schema: str) -> "DataFrame":
+    """Rows built by this package as a DataFrame of ``schema``.
+
+    Classic Spark checks every value against the schema in Python first: with
+    slices (tens of thousands of histogram rows of arrays) that check cost
+    most of a write. The rows are made to the schema here, so it is skipped;
+    Spark Connect converts them to Arrow instead and has no such check.
+    """
+    if hasattr(spark, "_jsparkSession"):  # classic: a JVM session behind it
+        return spark.createDataFrame(rows, schema, verifySchema=False)
+    return spark.createDataFrame(rows, schema)
+
+
 def merge_rows(spark: "SparkSession", df: "DataFrame", target: str, keys: list[str],
                defaults: Mapping[str, str] | None = None, matched_if: str | None = None) -> None:
     """Upsert ``df`` into ``target`` on ``keys``: one atomic Delta commit, rerun-safe.
