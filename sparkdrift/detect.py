@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING
 
 from sparkdrift.actions import apply_actions
 from sparkdrift.core.config import MonitorConfig, parse_timestamp
-from sparkdrift.core.drift import alpha_per_test, drift_results, n_tests, slice_alpha_per_test, slice_results
+from sparkdrift.core.drift import (
+    alpha_per_test,
+    drift_results,
+    n_slice_tests,
+    n_tests,
+    slice_alpha_per_test,
+    slice_results,
+)
 from sparkdrift.core.performance import SLOT, baseline_metrics, performance_results
 from sparkdrift.core.policy import WindowDecision, evaluate, score_statistic, severity_rank
 from sparkdrift.core.quality import quality_results
@@ -379,7 +386,8 @@ def _budget_text(cfg: MonitorConfig, baseline) -> str:
     n = n_tests(cfg, baseline)
     text = f"on: false-alarm budget {cfg.policy.false_alarm_rate:g} per window over {n} tests -> {level:.2g} per test"
     if baseline.slices:
-        text += (f"; slices: the same budget over {len(baseline.slices)} slice values -> "
+        text += (f"; slices: the same budget over {n_slice_tests(cfg, baseline)} tests ({len(baseline.slices)} "
+                 f"slice values x columns, on {score_statistic(cfg.policy.score)}) -> "
                  f"{slice_alpha_per_test(cfg, baseline):.2g} per test")
     return text
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from sparkdrift.core.config import MonitorConfig
 from sparkdrift.core.windows import WindowHistograms
 from sparkdrift.core.noise import noise_floor, per_test_level
+from sparkdrift.core.policy import score_statistic
 from sparkdrift.core.profile import BaselineProfile, FeatureProfile, Histogram, merge_all
 from sparkdrift.core.results import ERROR_PREFIX, DriftResult
 from sparkdrift.core.stats import (
@@ -71,14 +72,33 @@ def alpha_per_test(cfg: MonitorConfig, baseline: BaselineProfile) -> float | Non
     return per_test_level(cfg.policy.false_alarm_rate, n_tests(cfg, baseline))
 
 
-def slice_alpha_per_test(cfg: MonitorConfig, baseline: BaselineProfile) -> float | None:
-    """The per-test level of slice tests: the same false-alarm budget again, split over every slice value too.
+def slice_statistic(cfg: MonitorConfig, profile: FeatureProfile) -> str:
+    """The one statistic a slice is tested on: the policy score's, where the column's kind has it, else PSI.
 
-    Each slice value repeats every (column, statistic) test; at the overall
-    level, 3 slices of 12 values would make 36 times the chances to cry wolf.
+    A slice answers *where* the drift sits, which the score's statistic ranks;
+    the full battery on every slice value would multiply the tests (and their
+    chances to cry wolf) and the cost by the number of statistics.
     """
-    level = alpha_per_test(cfg, baseline)
-    return None if level is None else level / max(1, len(baseline.slices))
+    wanted = score_statistic(cfg.policy.score)
+    return wanted if wanted in STATISTICS and profile.kind in STATISTICS[wanted].kinds else "psi"
+
+
+def n_slice_tests(cfg: MonitorConfig, baseline: BaselineProfile) -> int:
+    """Slice tests per window: every slice value x every column whose slice statistic has a threshold."""
+    columns = sum(1 for p in baseline.features.values()
+                  if threshold_for(cfg, p, slice_statistic(cfg, p)) is not None)
+    return columns * len(baseline.slices)
+
+
+def slice_alpha_per_test(cfg: MonitorConfig, baseline: BaselineProfile) -> float | None:
+    """The per-test level of slice tests: the same false-alarm budget again, split over every slice test.
+
+    At the overall level, 3 slices of 12 values would make 36 times the
+    chances to cry wolf.
+    """
+    if not cfg.policy.noise_floor:
+        return None
+    return per_test_level(cfg.policy.false_alarm_rate, n_slice_tests(cfg, baseline))
 
 
 def compare(
@@ -91,21 +111,23 @@ def compare(
     window_end: datetime,
     window: Histogram,
     alpha: float | None = None,
+    statistics: Sequence[str] | None = None,
 ) -> list[DriftResult]:
-    """Every configured statistic of one column for one window against one reference.
+    """Every configured statistic (or those named) of one column for one window against one reference.
 
     With ``alpha`` (the per-test level), each result carries its noise floor and
     breaches only when above both its threshold and that floor.
     """
     params = params_for(cfg)
     out = []
-    for name in statistics_for(cfg, profile):
+    for name in statistics or statistics_for(cfg, profile):
         stat = STATISTICS[name]
         if profile.kind not in stat.kinds:
             continue
         try:
             res = compute(name, profile, reference, window, params)
-            floor = noise_floor(name, profile, window, reference, alpha, params) if alpha else None
+            floor = (noise_floor(name, profile, window, reference, alpha, params, siblings=not statistics)
+                     if alpha else None)
         except Exception as exc:  # one bad column must not sink the others' results
             log.error("%s on %s failed: %s", name, profile.name, exc)
             res, floor = StatResult(name, math.nan, reason=f"{ERROR_PREFIX}{type(exc).__name__}: {exc}"), None
@@ -180,8 +202,8 @@ def drift_results(
 def slice_results(
     cfg: MonitorConfig, baseline: BaselineProfile, windows: Sequence[WindowHistograms]
 ) -> list[DriftResult]:
-    """Each slice window against the same slice of the baseline (its own noise floor at its own size,
-    at `slice_alpha_per_test`).
+    """Each slice window against the same slice of the baseline, on `slice_statistic` (its own noise floor at
+    its own size, at `slice_alpha_per_test`).
 
     Only the baseline reference: a slice's drift is judged against what that
     segment looked like, never against other segments or earlier windows.
@@ -195,6 +217,6 @@ def slice_results(
             if profile is None or name not in reference:
                 continue
             rows = compare(cfg, baseline.baseline_id, profile, reference[name], "baseline", w.window_start,
-                           w.window_end, hist, alpha)
+                           w.window_end, hist, alpha, (slice_statistic(cfg, profile),))
             out += [replace(r, slice=w.slice, slice_value=w.slice_value) for r in rows]
     return out

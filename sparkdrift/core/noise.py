@@ -297,11 +297,14 @@ def noise_floor(
     reference: Histogram,
     alpha: float,
     params: StatParams = StatParams(),
+    siblings: bool = True,
 ) -> float | None:
     """The (1 - alpha) null quantile of statistic ``name`` for a window of this size; None when undefined.
 
     Only the sizes of ``window`` and ``reference`` are used, never their
     values: the floor says what chance alone would give, whatever was observed.
+    ``siblings``: the column's other statistics on the same cells are scored on
+    the same draws (and cached), for a caller that will ask for them next.
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
@@ -318,7 +321,7 @@ def noise_floor(
         p = null_cells(profile, bins)
         # only the statistics this column has on these cells (numeric: no tv/linf/chi2; fine cells: js/hellinger)
         names = tuple(s for s in _ROWS if _bins(s, profile, params) == bins
-                      and (s == name or profile.kind in STATISTICS[s].kinds))
+                      and (s == name or (siblings and profile.kind in STATISTICS[s].kinds)))
         return _simulated(tuple(p.tolist()), nb, mb, alpha, params.epsilon, _seed(profile, bins, nb), names)[name]
     if name == "ks":
         return _ks_floor(nb, mb, alpha)
