@@ -102,3 +102,34 @@ def test_performance_and_quality_add_no_scan(spark, baseline, tmp_path):
     assert int(perf.counts.sum()) == 24
     # label 1 rows land in the upper half of the slot (label * 1000 + score bin)
     assert int(perf.counts[1000:].sum()) == 12
+
+
+def test_a_baseline_with_nulls_sets_the_line_for_completeness():
+    """1.5 % nulls in the baseline and in every window (below the 0.99 minimum): no alarm in 200 windows,
+    while a window with 3 % nulls still breaches. Oracle: binomial draws; the breach decision by hand."""
+    rng = np.random.default_rng(11)
+    rate, m = 0.015, 20_000
+    x = numeric_profile("x", np.where(rng.random(m) < rate, np.nan, rng.normal(0, 1, m)), fine_bins=20)
+    assert x.baseline.nulls + x.baseline.nans == pytest.approx(rate * m, rel=0.1)
+    base = BaselineProfile("q", "b1", "now", "/b", 0, "h", m, {"x": x})
+    source = {"monitor": "q", "baseline": {"table": "/b"}, "production": {"table": "/p", "timestamp_column": "ts"},
+              "features": {"numeric": ["x"]}}
+    cfg = parse_config(source, "q.yaml")
+    n = 2000
+
+    def window(day, nulls):
+        start = T0 + timedelta(days=day)
+        counts = np.full(x.n_bins, (n - nulls) // x.n_bins)
+        counts[0] += n - nulls - counts.sum()
+        return WindowHistograms(start, start + timedelta(days=1), n, {"x": Histogram(counts=counts, nulls=nulls)})
+
+    drawn = rng.binomial(n, rate, 200)
+    assert (1 - drawn / n < 0.99).mean() > 0.3  # the fixed minimum alone would cry wolf in about half of them
+    results = quality_results(cfg, base, [window(d, int(k)) for d, k in enumerate(drawn)])
+    completeness = [r for r in results if r.statistic == "completeness"]
+    assert len(completeness) == 200 and sum(r.drifted for r in completeness) <= 0.05 * 200 / 2
+    (worse,) = [r for r in quality_results(cfg, base, [window(0, int(0.03 * n))]) if r.statistic == "completeness"]
+    assert worse.value == pytest.approx(0.97) and worse.drifted
+    off = parse_config({**source, "policy": {"noise_floor": False}}, "q.yaml")
+    (fixed,) = [r for r in quality_results(off, base, [window(0, int(0.012 * n))]) if r.statistic == "completeness"]
+    assert fixed.drifted  # without noise floors the fixed minimum alone decides, as before
