@@ -20,6 +20,7 @@ from sparkdrift.actions import apply_actions
 from sparkdrift.core.config import MonitorConfig, parse_timestamp
 from sparkdrift.core.drift import (
     alpha_per_test,
+    coarse_slice_columns,
     drift_results,
     n_slice_tests,
     n_tests,
@@ -184,7 +185,7 @@ def run_detect(
         slots = performance_slots(cfg, prod.df.columns)
         slices = slice_columns(prod.df, cfg.slices, baseline.slice_top(), cfg.slice_crosses)
         with meter.stage("count_windows"):
-            counted = count_windows(rows, usable, ts, cut, slots, slices)
+            counted = count_windows(rows, usable, ts, cut, slots, slices, coarse_slice_columns(cfg, baseline))
         windows = fill_empty_windows(counted.windows, start if done is not None else None, end, cut, usable)
         if counted.null_timestamps:
             log.warning("%d rows in %s have a null or unparsable %s: counted in no window", counted.null_timestamps,

@@ -72,6 +72,30 @@ def test_slice_window_histograms_equal_numpy_counts_of_the_same_rows(production)
 
 
 @pytest.mark.spark
+def test_slices_counted_on_coarse_bins_equal_numpy_coarse_counts(production):
+    """What PSI reads of a slice (its coarse bins) is exact; the fine bins are lumped onto each coarse bin's first."""
+    profiles, rows, df = production
+    x = profiles[0]
+    top = {"country": ("DE", "FR")}
+    columns = slice_columns(df, (Slice("country"),), top)
+    result = count_windows(df, profiles, "ts", Windows(seconds=86400), slices=columns, coarse_slices=frozenset({"x"}))
+    fine = count_windows(df, profiles, "ts", Windows(seconds=86400), slices=columns)
+    assert [w.histograms for w in result.windows] == [w.histograms for w in fine.windows]  # overall: fine as ever
+    starts = set(x.coarse)
+    assert len(result.slices) == len(fine.slices) > 0
+    for w in result.slices:
+        day = int(w.window_start.timestamp())
+        mine = [r for r in rows if int(r[0].replace(tzinfo=timezone.utc).timestamp()) // 86400 * 86400 == day
+                and (MISSING if r[2] is None else r[2] if r[2] in top["country"] else OTHER) == w.slice_value]
+        h, oracle = w.histograms["x"], count_numeric(np.array([r[1] for r in mine]), x.edges)
+        assert x.coarse_counts(h).tolist() == x.coarse_counts(oracle).tolist()
+        assert {int(i) for i in np.flatnonzero(h.counts)} <= starts
+        assert (h.nulls, h.nans, h.n_rows) == (oracle.nulls, oracle.nans, oracle.n_rows)
+        assert w.histograms["c"] == count_categorical([r[3] for r in mine], profiles[1].categories,
+                                                       profiles[1].tracked)
+
+
+@pytest.mark.spark
 def test_crossed_slice_window_histograms_equal_numpy_counts_of_the_same_rows(production):
     profiles, rows, df = production
     cross = "country×big"

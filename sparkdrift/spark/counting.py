@@ -60,11 +60,21 @@ OVERALL = 0
 
 @dataclass(frozen=True)
 class Numeric:
-    """A numeric column ``column`` (double) binned on ``splits``; ``invalid``: a boolean column flagging failed casts."""
+    """A numeric column ``column`` (double) binned on ``splits``; ``invalid``: a boolean column flagging failed casts.
+
+    ``lump``: slice rows are counted on coarser bins, each bin key mapped to
+    ``lump[key]`` (the first key of its coarse bin), when what slices are
+    tested on needs no more: a tenth of the partial rows to sum and collect.
+    """
 
     column: str
     splits: tuple[float, ...] | None  # None: the baseline had no finite value (every value is out of range)
     invalid: str | None = None
+    lump: tuple[int, ...] | None = None
+
+    def lumped(self, keys: np.ndarray) -> np.ndarray:
+        """``keys`` with each bin key (>= 0) replaced by its coarse bin's first key; special keys as they are."""
+        return np.where(keys >= 0, np.asarray(self.lump)[np.maximum(keys, 0)], keys)
 
     @property
     def span(self) -> int:
@@ -301,15 +311,19 @@ def partial_histograms(
         groupings = [([(w, OVERALL) for w in windows.tolist()], index)]
         groupings += [_slice_groups(windows, index, dim.codes(batch)) for dim in slices]
         keyed = [_keys(spec, batch, lookups.get(i)) for i, spec in enumerate(specs)]  # once, whatever the slices
-        for groups, group_index in groupings:
-            for spec, feature, (keys, values) in zip(specs, features, keyed):
+        if slices:
+            lumped = [spec.lumped(keys) if isinstance(spec, Numeric) and spec.lump else None
+                      for spec, (keys, _) in zip(specs, keyed)]
+        for at, (groups, group_index) in enumerate(groupings):
+            for i, (spec, feature, (keys, values)) in enumerate(zip(specs, features, keyed)):
                 if isinstance(spec, Values):
                     feature.add_values(groups, group_index, batch.column(spec.column))
                     continue
-                feature.add_counts(groups, group_index, keys)
+                coarse = at > 0 and lumped[i] is not None  # a slice grouping of a lumped column
+                feature.add_counts(groups, group_index, lumped[i] if coarse else keys)
                 if values is not None:
                     feature.add_moments(groups, group_index, values)
-                if isinstance(spec, Numeric):
+                if isinstance(spec, Numeric) and not coarse:  # per fine bin: a lumped one has no such sums
                     feature.add_sums(groups, group_index, keys, values)
     yield from _to_table(features).combine_chunks().to_batches()
 

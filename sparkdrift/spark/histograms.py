@@ -152,13 +152,24 @@ def map_partials(staged: "DataFrame", specs: list["counting.Spec"], window: str 
     return staged.mapInArrow(body, counting.OUTPUT_SCHEMA)
 
 
+def coarse_keys(p: FeatureProfile) -> tuple[int, ...] | None:
+    """Per bin key of a numeric profile (`counting`'s: 0 underflow, 1..k fine, k+1 overflow), its coarse bin's
+    first key; None when the profile has no coarse bins."""
+    if not (p.n_bins and len(p.coarse)):
+        return None
+    starts = np.asarray(p.coarse)
+    first = starts[np.searchsorted(starts, np.arange(p.n_bins), side="right") - 1] + 1
+    return (0, *first.tolist(), p.n_bins + 1)
+
+
 def partial_counts(
     df: "DataFrame", profiles: list[FeatureProfile], ts_column: str, windows: Windows, slots: list[SlotColumns] = (),
-    slices: Sequence[SliceColumn] = (),
+    slices: Sequence[SliceColumn] = (), coarse_slices: frozenset[str] = frozenset(),
 ) -> "DataFrame":
     """Per-partition (window_us, slice, feature_idx, key, n, s, ss, lo, hi) rows, before the cross-partition sum.
 
     Slots follow the profiles, with feature indexes len(profiles), len(profiles) + 1, ...
+    The numeric columns in ``coarse_slices`` are counted on their coarse bins in the slices (see `count_windows`).
     """
     from pyspark.sql import functions as F
 
@@ -174,7 +185,8 @@ def partial_counts(
                 invalid = f"x{i}"
                 cols.append((qcol(p.name).isNotNull() & value.isNull()).alias(invalid))
             splits = tuple(bin_splits(p.edges)) if p.edges else None
-            specs.append(counting.Numeric(f"v{i}", splits, invalid))
+            lump = coarse_keys(p) if p.name in coarse_slices else None
+            specs.append(counting.Numeric(f"v{i}", splits, invalid, lump))
         else:
             value = categorical_expr(p.name)
             cols.append(value.alias(f"c{i}"))
@@ -367,15 +379,19 @@ def count_windows(
     windows: Windows,
     slots: list[SlotColumns] = (),
     slices: Sequence[SliceColumn] = (),
+    coarse_slices: frozenset[str] = frozenset(),
 ) -> CountResult:
     """Histograms per window for ``profiles`` over the rows of ``df`` (one scan), and per slice value.
 
     Rows with a null timestamp belong to no window; they are counted in the
-    same aggregation and reported, not dropped silently.
+    same aggregation and reported, not dropped silently. In the slices, the
+    numeric columns named in ``coarse_slices`` are counted on their coarse
+    bins: each coarse bin's count sits on its first fine bin (what the coarse
+    statistics read is exact; the fine bins and per-bin value sums are not kept).
     """
     if not profiles and not slots:
         return CountResult([], 0)
-    agg = sum_partials(partial_counts(df, profiles, ts_column, windows, slots, slices))
+    agg = sum_partials(partial_counts(df, profiles, ts_column, windows, slots, slices, coarse_slices))
     with sql_conf(agg.sparkSession, **PASS_CONF):
         collected = Aggregate.collect(agg)
     counted, null_ts, sliced = assemble(collected, profiles, windows, slots, slices)
