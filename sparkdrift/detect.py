@@ -340,19 +340,29 @@ def late_windows(spark, cfg: MonitorConfig, store: MonitorStore, baseline, prod:
     if not span or not baseline.features:
         return []
     written = store.last_written(baseline.baseline_id, next(iter(baseline.features)))
-    if written is None or last_commit(spark, cfg.production.table) < written - CLOCK_SKEW:
+    if written is None or not _changed_since(spark, prod, written):
         return []
     cut = cfg.production.granularity.windows
     first = cut.start(start - span)
-    n, t = 0, first
-    while t < start:
-        n, t = n + 1, cut.shift(t, 1)
+    n = cut.index(start) - cut.index(first)
     stored = [w for w in store.load_histograms(baseline.baseline_id, before=start, last=n) if w.window_start >= first]
     if not stored:
         return []
     now = window_row_counts(prod.df, cfg.production.timestamp_column, cut, stored[0].window_start, start)
     return [LateWindow(w.window_start, w.rows, now.get(w.window_start, 0))
             for w in stored if now.get(w.window_start, 0) != w.rows]
+
+
+def _changed_since(spark, table: str | TableRead, written: datetime) -> bool:
+    """Whether ``table`` may have a commit after ``written`` (Delta's commit time; within `CLOCK_SKEW`: maybe).
+
+    A table read at its latest version knows its commit time already: no second history lookup.
+    """
+    if isinstance(table, TableRead):
+        committed = table.committed or last_commit(spark, table.table)
+    else:
+        committed = last_commit(spark, table)
+    return committed >= written - CLOCK_SKEW
 
 
 def _late_text(late: list[LateWindow]) -> str:
@@ -403,7 +413,7 @@ def _refresh_late_labels(spark, cfg: MonitorConfig, store: MonitorStore, baselin
     if not (cfg.label.table and cfg.prediction.columns):
         return 0
     scored = store.last_written(baseline.baseline_id, SLOT)
-    if scored is not None and last_commit(spark, cfg.label.table) < scored - CLOCK_SKEW:
+    if scored is not None and not _changed_since(spark, cfg.label.table, scored):
         log.info("no label arrived since the performance was last computed (%s): nothing to re-score",
                  naive_utc(scored))
         return 0  # the labels join is the one read of production rows left in a run with no new window

@@ -37,3 +37,19 @@ def categorical_profile(name: str, sample: list, top_k: int = 20) -> FeatureProf
         tracked=tracked,
         baseline=count_categorical(sample, categories, tracked),
     )
+
+
+def baseline_with_scan_rows(spark, cfg, monkeypatch) -> tuple:
+    """``build_baseline(spark, cfg)``, and the rows its scan 2 brought to the driver (what must stay bounded)."""
+    from sparkdrift.spark import profiling
+
+    collected: list = []
+    real = profiling._scan_counts
+
+    def spy(*args, **kwargs):
+        rows = real(*args, **kwargs)
+        collected.extend(rows)
+        return rows
+
+    monkeypatch.setattr(profiling, "_scan_counts", spy)
+    return profiling.build_baseline(spark, cfg), collected

@@ -17,6 +17,7 @@ from sparkdrift.core.binning import count_categorical, count_numeric
 from sparkdrift.core.config import parse_config
 from sparkdrift.errors import BaselineError, TableError
 from sparkdrift.store.tables import latest_version, read_output
+from tests.helpers import baseline_with_scan_rows
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 
@@ -249,16 +250,7 @@ def test_high_cardinality_collects_only_top_k_and_decides_tracking_by_distinct_c
     _write(spark, path, list(zip(ids, small, nine)), "id string, small string, nine string")
     cfg = _cfg(path, str(tmp_path / "out"), features={"categorical": ["id", "small", "nine"]},
                prediction={"columns": []}, binning={"top_k": 3, "max_tracked_categories": 5})
-    collected = []
-    real = profiling._scan_counts
-
-    def spy(*args, **kwargs):
-        rows = real(*args, **kwargs)
-        collected.extend(rows)
-        return rows
-
-    monkeypatch.setattr(profiling, "_scan_counts", spy)
-    profile = build_baseline(spark, cfg)
+    profile, collected = baseline_with_scan_rows(spark, cfg, monkeypatch)
     per_feature = Counter(r["fi"] for r in collected if r["key"] != profiling.MEMBERS)
     assert per_feature == {0: 3, 1: 8, 2: 3}  # never more than top_k + max_tracked per column
     words = Counter(r["fi"] for r in collected if r["key"] == profiling.MEMBERS)  # the untracked ones' Bloom filters

@@ -20,10 +20,10 @@ from sparkdrift.core.windows import Windows
 from sparkdrift.sinks.console import describe_baseline
 from sparkdrift.spark import profiling
 from sparkdrift.spark.histograms import count_windows
-from sparkdrift.spark.profiling import build_baseline
 from sparkdrift.store import DeltaStore
 from sparkdrift.store.delta import PROFILE_KEYS, PROFILE_SCHEMA, profile_rows
 from sparkdrift.store.tables import merge_rows
+from tests.helpers import baseline_with_scan_rows
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 
@@ -57,18 +57,9 @@ def wide(spark, tmp_path_factory):
     path = str(tmp / "base")
     spark.createDataFrame([(T0, v) for v in base], "ts timestamp, c string").write.format("delta").save(path)
     cfg = _cfg(path, str(tmp / "out"))
-    collected = []
-    real = profiling._scan_counts
-
-    def spy(*args, **kwargs):
-        rows = real(*args, **kwargs)
-        collected.extend(rows)
-        return rows
-
     mp = pytest.MonkeyPatch()
-    mp.setattr(profiling, "_scan_counts", spy)
     try:
-        profile = build_baseline(spark, cfg)
+        profile, collected = baseline_with_scan_rows(spark, cfg, mp)
     finally:
         mp.undo()
 

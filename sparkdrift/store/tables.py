@@ -52,11 +52,13 @@ def location(ref: str) -> str:
 
 @dataclass(frozen=True)
 class TableRead:
-    """What was read: the DataFrame and the Delta version it came from."""
+    """What was read: the DataFrame, the Delta version it came from, and that version's commit time when the
+    latest version was read (one history lookup serves both)."""
 
     df: "DataFrame"
     table: str
     version: int | None
+    committed: datetime | None = None
 
 
 def _quote(part: str) -> str:
@@ -138,14 +140,20 @@ def table_exists(spark: "SparkSession", ref: str) -> bool:
         return False
 
 
+def _newest(spark: "SparkSession", ref: str) -> tuple[int, datetime]:
+    """The newest committed version of a Delta table and its commit time (UTC)."""
+    row = _history(spark, ref, 1).first()
+    return int(row["version"]), as_utc(row["timestamp"])
+
+
 def latest_version(spark: "SparkSession", ref: str) -> int:
     """The newest committed version of a Delta table."""
-    return int(_history(spark, ref, 1).first()["version"])
+    return _newest(spark, ref)[0]
 
 
 def last_commit(spark: "SparkSession", ref: str) -> datetime:
     """When the newest version of a Delta table was committed (UTC)."""
-    return as_utc(_history(spark, ref, 1).first()["timestamp"])
+    return _newest(spark, ref)[1]
 
 
 def version_at(spark: "SparkSession", ref: str, timestamp: str) -> int:
@@ -177,8 +185,11 @@ def read_table(
     """
     from pyspark.errors import AnalysisException
 
-    if version is None:
-        version = version_at(spark, ref, timestamp) if timestamp else latest_version(spark, ref)
+    committed = None
+    if version is None and timestamp:
+        version = version_at(spark, ref, timestamp)
+    elif version is None:
+        version, committed = _newest(spark, ref)
     reader = spark.read.format("delta").option("versionAsOf", version)
     try:
         df = reader.load(location(ref)) if is_path(ref) else reader.table(sql_name(ref))
@@ -191,7 +202,7 @@ def read_table(
             df.isLocal()  # forces analysis (Spark Connect keeps the parent's schema for a filter)
         except AnalysisException as exc:
             raise TableError(f"table {ref}: filter {filter!r} is invalid: {_message(exc)}") from None
-    return TableRead(df=df, table=ref, version=version)
+    return TableRead(df=df, table=ref, version=version, committed=committed)
 
 
 def require_columns(read: TableRead, columns: list[str]) -> None:
