@@ -298,6 +298,14 @@ def run_detect(
         meter.close()
 
 
+def repair_horizon(cfg: MonitorConfig, start: datetime | None) -> datetime | None:
+    """The first stored window a run starting at ``start`` may repair (``production.late_check``); None: off."""
+    span = cfg.production.late_check.delta
+    if not span or start is None:
+        return None
+    return cfg.production.granularity.windows.start(start - span)
+
+
 def untracked_start(cfg: MonitorConfig, progress: Progress, start: datetime | None) -> datetime | None:
     """Where to restart so that stored windows MLflow never got are recomputed and logged; None if none are.
 
@@ -306,13 +314,13 @@ def untracked_start(cfg: MonitorConfig, progress: Progress, start: datetime | No
     next run with MLflow on: the same recount, and action dedup keeps alerts
     and retrains to one.
     """
-    span = cfg.production.late_check.delta
-    if not (cfg.mlflow.enabled and span and start is not None and progress.last is not None):
+    horizon = repair_horizon(cfg, start)
+    if not (cfg.mlflow.enabled and horizon is not None and progress.last is not None):
         return None
     if progress.last_tracked is not None and progress.last_tracked >= progress.last:
         return None
     cut = cfg.production.granularity.windows
-    first = max(cut.start(start - span), progress.first)
+    first = max(horizon, progress.first)
     if progress.last_tracked is not None:
         first = max(first, cut.shift(progress.last_tracked, 1))
     return first if first < start else None
@@ -336,14 +344,13 @@ def late_windows(spark, cfg: MonitorConfig, store: MonitorStore, baseline, prod:
     have changed (Delta's commit time; if in doubt, it is checked), and then
     one aggregate over the timestamp column recounts the recent windows.
     """
-    span = cfg.production.late_check.delta
-    if not span or not baseline.features:
+    first = repair_horizon(cfg, start)
+    if first is None or not baseline.features:
         return []
     written = store.last_written(baseline.baseline_id, next(iter(baseline.features)))
     if written is None or not _changed_since(spark, prod, written):
         return []
     cut = cfg.production.granularity.windows
-    first = cut.start(start - span)
     n = cut.index(start) - cut.index(first)
     stored = [w for w in store.load_histograms(baseline.baseline_id, before=start, last=n) if w.window_start >= first]
     if not stored:

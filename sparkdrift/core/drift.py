@@ -24,6 +24,7 @@ from sparkdrift.core.stats import (
     StatParams,
     StatResult,
     breached,
+    cells_read,
     compute,
 )
 
@@ -83,15 +84,11 @@ def slice_statistic(cfg: MonitorConfig, profile: FeatureProfile) -> str:
     return wanted if wanted in STATISTICS and profile.kind in STATISTICS[wanted].kinds else "psi"
 
 
-#: Statistics that read a numeric column's coarse bins only (JS and Hellinger too with divergence_bins: coarse).
-COARSE_STATISTICS = frozenset({"psi", "tv", "linf", "chi2"})
-
-
 def coarse_slice_columns(cfg: MonitorConfig, baseline: BaselineProfile) -> frozenset[str]:
     """Numeric columns whose slice statistic reads only the coarse bins: their slices need no fine counts."""
-    coarse = COARSE_STATISTICS | ({"js", "hellinger"} if cfg.statistics.divergence_bins == "coarse" else set())
+    params = params_for(cfg)
     return frozenset(p.name for p in baseline.features.values()
-                     if p.kind == "numeric" and slice_statistic(cfg, p) in coarse)
+                     if p.kind == "numeric" and cells_read(slice_statistic(cfg, p), p.kind, params) == "coarse")
 
 
 def n_slice_tests(cfg: MonitorConfig, baseline: BaselineProfile) -> int:

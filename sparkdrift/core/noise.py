@@ -58,7 +58,7 @@ from sparkdrift.core.distances import (
     psi_rows,
     tv_rows,
 )
-from sparkdrift.core.stats import STATISTICS, StatParams, baseline_std, valid_total
+from sparkdrift.core.stats import STATISTICS, StatParams, baseline_std, cells_read, valid_total
 
 #: Draws per (feature, window-size bucket): ~10 beyond the 1 - 10/4000 quantile, where the tail is scaled from.
 SIMULATIONS = 4000
@@ -250,10 +250,8 @@ def _simulated(p: tuple[float, ...], n: int, m: int, alpha: float, epsilon: floa
 
 
 def _bins(name: str, profile: FeatureProfile, params: StatParams) -> str:
-    """The cells a simulated statistic is taken on: psi, tv, linf, chi2 coarse; categoricals have one layout."""
-    if profile.kind == "categorical" or name in ("psi", "tv", "linf", "chi2"):
-        return "coarse"
-    return params.divergence_bins
+    """The cells a simulated statistic is taken on (`stats.cells_read`)."""
+    return cells_read(name, profile.kind, params)
 
 
 def _seed(profile: FeatureProfile, bins: str, n: int) -> int:

@@ -585,6 +585,18 @@ STATISTICS: dict[str, Statistic] = {
     )
 }
 
+#: Statistics computed on a numeric column's coarse bins; JS and Hellinger on ``params.divergence_bins``.
+COARSE_STATISTICS = frozenset({"psi", "tv", "linf", "chi2"})
+DIVERGENCES = frozenset({"js", "hellinger"})
+
+
+def cells_read(name: str, kind: str, params: StatParams) -> str:
+    """The bins statistic ``name`` reads of a column of ``kind``: "coarse" or "fine" (a categorical has one layout)."""
+    if kind == "categorical" or name in COARSE_STATISTICS:
+        return "coarse"
+    return params.divergence_bins if name in DIVERGENCES else "fine"
+
+
 DEFAULT_STATISTICS: dict[str, tuple[str, ...]] = {
     "numeric": ("psi", "ks", "ks_robust", "js", "wasserstein", "mean_shift", "null_rate_delta"),
     "categorical": ("psi", "chi2", "js", "tv", "linf", "null_rate_delta"),
@@ -622,6 +634,8 @@ def breached(stat: Statistic, value: float, threshold: float | None) -> bool:
 __all__ = [
     "BOTH",
     "CATEGORICAL",
+    "COARSE_STATISTICS",
+    "DIVERGENCES",
     "DEFAULT_PREDICTION_THRESHOLDS",
     "DEFAULT_STATISTICS",
     "NUMERIC",
@@ -630,6 +644,7 @@ __all__ = [
     "StatResult",
     "Statistic",
     "breached",
+    "cells_read",
     "chi2",
     "compute",
     "hellinger",

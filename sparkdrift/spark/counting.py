@@ -311,9 +311,8 @@ def partial_histograms(
         groupings = [([(w, OVERALL) for w in windows.tolist()], index)]
         groupings += [_slice_groups(windows, index, dim.codes(batch)) for dim in slices]
         keyed = [_keys(spec, batch, lookups.get(i)) for i, spec in enumerate(specs)]  # once, whatever the slices
-        if slices:
-            lumped = [spec.lumped(keys) if isinstance(spec, Numeric) and spec.lump else None
-                      for spec, (keys, _) in zip(specs, keyed)]
+        lumped = [spec.lumped(keys) if slices and isinstance(spec, Numeric) and spec.lump else None
+                  for spec, (keys, _) in zip(specs, keyed)]  # the slices' keys of the columns counted coarse
         for at, (groups, group_index) in enumerate(groupings):
             for i, (spec, feature, (keys, values)) in enumerate(zip(specs, features, keyed)):
                 if isinstance(spec, Values):

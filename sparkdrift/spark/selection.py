@@ -151,8 +151,8 @@ def select_columns(schema: "StructType", cfg: "MonitorConfig", table: str) -> li
             raise TableError(f"table {table}: missing {what} column {name!r}{hint}")
         dtype = types[name]
         if not supports(kind, dtype):
-            fix = {"feature": "; list it under features.categorical" if supports("categorical", dtype) else "",
-                   "prediction": "; set prediction.kind: class" if supports("categorical", dtype) else ""}[what]
+            hint = {"feature": "list it under features.categorical", "prediction": "set prediction.kind: class"}[what]
+            fix = f"; {hint}" if supports("categorical", dtype) else ""
             raise TableError(
                 f"table {table}: column {name!r} has type {dtype}, which cannot be profiled as {kind}{fix}"
             )
