@@ -199,26 +199,23 @@ def make_config(g: Generated, location: Path, mlflow: str, tracking_uri: str | N
     """The benchmark's monitor; with ``slices``, the generated segment columns are its slices."""
     from sparkdrift.core.config import parse_config
 
+    return parse_config(monitor_dict(g, location, mlflow, tracking_uri, slices), "bench")
+
+
+def monitor_dict(g: Generated, location: Path, mlflow: str, tracking_uri: str | None, slices: bool = False) -> dict:
+    """The benchmark's monitor config as YAML would give it (``bench/small.py`` writes it to a file)."""
     tracking = {"enabled": False} if mlflow == "off" else {"tracking_uri": tracking_uri, "experiment": "sparkdrift-bench"}
     segments = {"slices": list(g.slices)} if slices else {}
-    return parse_config(
-        {
-            "monitor": "bench",
-            "baseline": {"table": g.baseline},
-            "production": {
-                "table": g.production,
-                "timestamp_column": "ts",
-                "granularity": "day",
-                "lateness": "1h",
-            },
-            "features": {"numeric": list(g.numeric), "categorical": list(g.categorical)},
-            "prediction": {"columns": [g.prediction], "kind": "score"},
-            "output": {"location": str(location / "tables")},
-            "mlflow": tracking,
-            **segments,
-        },
-        "bench",
-    )
+    return {
+        "monitor": "bench",
+        "baseline": {"table": g.baseline},
+        "production": {"table": g.production, "timestamp_column": "ts", "granularity": "day", "lateness": "1h"},
+        "features": {"numeric": list(g.numeric), "categorical": list(g.categorical)},
+        "prediction": {"columns": [g.prediction], "kind": "score"},
+        "output": {"location": str(location / "tables")},
+        "mlflow": tracking,
+        **segments,
+    }
 
 
 def restore_production(spark, g: Generated) -> None:

@@ -40,8 +40,8 @@ from sparkdrift.spark.histograms import check_columns, count_windows, time_range
 from sparkdrift.spark.performance import label_horizon, labels_pass, performance_slots
 from sparkdrift.spark.selection import try_cast
 from sparkdrift.spark.slicing import slice_columns
-from sparkdrift.store import DeltaStore, MonitorStore, Progress
-from sparkdrift.store.tables import TableRead, last_commit, read_table, require_columns
+from sparkdrift.store import DeltaStore, MonitorStore, Progress, Written
+from sparkdrift.store.tables import TableRead, earliest_added, last_commit, read_table, require_columns
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -341,14 +341,15 @@ def late_windows(spark, cfg: MonitorConfig, store: MonitorStore, baseline, prod:
 
     Rows that arrive after a window's lateness would otherwise leave it stale
     for ever. Only a table with a commit since the windows were written can
-    have changed (Delta's commit time; if in doubt, it is checked), and then
+    have changed (a newer Delta version than they were counted at; without
+    versions, Delta's commit time, and if in doubt it is checked), and then
     one aggregate over the timestamp column recounts the recent windows.
     """
     first = repair_horizon(cfg, start)
     if first is None or not baseline.features:
         return []
     written = store.last_written(baseline.baseline_id, next(iter(baseline.features)))
-    if written is None or not _changed_since(spark, prod, written):
+    if written is None or not _changed_since(spark, prod, written) or _only_newer_rows(spark, cfg, prod, written, start):
         return []
     cut = cfg.production.granularity.windows
     n = cut.index(start) - cut.index(first)
@@ -360,16 +361,35 @@ def late_windows(spark, cfg: MonitorConfig, store: MonitorStore, baseline, prod:
             for w in stored if now.get(w.window_start, 0) != w.rows]
 
 
-def _changed_since(spark, table: str | TableRead, written: datetime) -> bool:
-    """Whether ``table`` may have a commit after ``written`` (Delta's commit time; within `CLOCK_SKEW`: maybe).
+def _only_newer_rows(spark, cfg: MonitorConfig, prod: TableRead, written: Written, start: datetime) -> bool:
+    """Whether the commits since the stored windows were counted only appended rows of ``start`` or later.
 
-    A table read at its latest version knows its commit time already: no second history lookup.
+    Then no stored window can have changed, and the Delta log (a few JSON
+    entries) says so without the recount's read of recent rows. A timestamp
+    column of another type (its statistics need not sort as times) is recounted.
+    """
+    ts = cfg.production.timestamp_column
+    if written.source_version is None or dict(prod.df.dtypes).get(ts) != "timestamp":
+        return False
+    earliest = earliest_added(spark, prod, written.source_version, ts)
+    return earliest is None or (earliest is not False and earliest >= start)
+
+
+def _changed_since(spark, table: str | TableRead, written: Written) -> bool:
+    """Whether ``table`` may have a commit after ``written``.
+
+    Production read at a version says it exactly: the version the stored
+    windows were counted at is the one read now, or not. Otherwise Delta's
+    commit time decides (within `CLOCK_SKEW`: maybe); a table read at its
+    latest version knows its commit time already: no second history lookup.
     """
     if isinstance(table, TableRead):
+        if table.version is not None and written.source_version is not None:
+            return table.version != written.source_version
         committed = table.committed or last_commit(spark, table.table)
     else:
         committed = last_commit(spark, table)
-    return committed >= written - CLOCK_SKEW
+    return committed >= written.at - CLOCK_SKEW
 
 
 def _late_text(late: list[LateWindow]) -> str:
@@ -422,7 +442,7 @@ def _refresh_late_labels(spark, cfg: MonitorConfig, store: MonitorStore, baselin
     scored = store.last_written(baseline.baseline_id, SLOT)
     if scored is not None and not _changed_since(spark, cfg.label.table, scored):
         log.info("no label arrived since the performance was last computed (%s): nothing to re-score",
-                 naive_utc(scored))
+                 naive_utc(scored.at))
         return 0  # the labels join is the one read of production rows left in a run with no new window
     late = labels_pass(spark, cfg, prod.df, label_horizon(cfg, end), end)
     stored = {w.window_start: w.histograms.get(SLOT) for w in store.load_histograms(baseline.baseline_id)}

@@ -16,6 +16,7 @@ from sparkdrift.spark.profiling import build_baseline
 from sparkdrift.store import DeltaStore, MemoryStore
 from sparkdrift.cli import main
 from sparkdrift.core.config import load_config, parse_config
+from sparkdrift import detect
 from sparkdrift.detect import run_detect
 from sparkdrift.store.tables import read_output
 
@@ -145,7 +146,8 @@ def test_null_timestamps_are_counted_and_an_outage_is_a_flagged_window(spark, tm
     assert stored and all(r["rows"] == 0 for r in stored)
 
 
-def test_rows_that_arrive_after_a_window_was_computed_are_found_and_the_window_recomputed(spark, tmp_path):
+def test_rows_that_arrive_after_a_window_was_computed_are_found_and_the_window_recomputed(spark, tmp_path,
+                                                                                        monkeypatch):
     """500 shifted rows land in day 1 two days late: the next run says so, recounts it and changes its verdict."""
     rng = np.random.default_rng(11)
     spark.createDataFrame([(float(x),) for x in rng.normal(0, 1, 3000)], "x double").write.format("delta").save(
@@ -180,8 +182,37 @@ def test_rows_that_arrive_after_a_window_was_computed_are_found_and_the_window_r
     assert day1.rows == 2500 and int(x.counts.sum()) + x.underflow + x.overflow == 2500
     assert x.value_sum == pytest.approx(sum(v for _, v in days[1] + late), rel=1e-9)
 
-    third = run_detect(spark, cfg, as_of=as_of)  # nothing changed since: nothing recounted, nothing written
+    # nothing changed since (the version read is the one the windows were counted at, although the
+    # append was committed seconds ago, within the clock-skew margin): no row read, nothing written
+    recounts = []
+    monkeypatch.setattr(detect, "window_row_counts", lambda *a, **k: recounts.append(a) or {})
+    third = run_detect(spark, cfg, as_of=as_of)
     assert third.message.startswith("no new complete windows") and third.windows == []
+    assert recounts == []
+    # the next day appended: the Delta log says it added only rows after the stored windows, so none is recounted
+    spark.createDataFrame(day_rows(3, 2000, 0.0), "ts timestamp, x double").write.format("delta").mode(
+        "append").save(log)
+    fourth = run_detect(spark, cfg, as_of=as_of + timedelta(days=1))
+    assert recounts == [] and [(w.window_start.day, w.rows) for w in fourth.windows] == [(4, 2000)]
+
+
+def test_the_delta_log_says_what_commits_added_or_that_it_cannot(spark, tmp_path):
+    from sparkdrift.store.tables import earliest_added, read_table
+
+    path = str(tmp_path / "log")
+    first = datetime(2026, 4, 1, 6, 30, 15)
+    rows = [(first + timedelta(minutes=i), float(i)) for i in range(50)]
+    spark.createDataFrame(rows[:10], "ts timestamp, x double").write.format("delta").save(path)
+    spark.createDataFrame(rows[30:], "ts timestamp, x double").write.format("delta").mode("append").save(path)
+    spark.createDataFrame(rows[10:30], "ts timestamp, x double").write.format("delta").mode("append").save(path)
+    at2 = read_table(spark, path)
+    assert at2.version == 2
+    assert earliest_added(spark, at2, 0, "ts") == min(r[0] for r in rows[10:]).replace(tzinfo=timezone.utc)
+    assert earliest_added(spark, at2, 1, "ts") == rows[10][0].replace(tzinfo=timezone.utc)
+    assert earliest_added(spark, at2, 2, "ts") is False  # nothing since: no commit to read
+    spark.sql(f"DELETE FROM delta.`{path}` WHERE x = 3")  # rows removed: only a recount can say what changed
+    assert earliest_added(spark, read_table(spark, path), 2, "ts") is False
+    assert earliest_added(spark, at2, 1, "nope") is False  # no statistics of this column: cannot say
 
 
 def test_a_failed_retrain_with_fail_on_error_still_writes_the_results_and_exits_1(spark, tmp_path, webhook, capsys):

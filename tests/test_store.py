@@ -96,7 +96,8 @@ def test_histograms_upsert_per_window_and_feature(store):
     assert [w.window_start for w in last_two_before_day2] == [T0, T0 + DAY]
     assert [w.window_start for w in store.load_histograms("b1", last=1)] == [T0 + 2 * DAY]
     written = store.last_written("b1", "plan")
-    assert written is not None and abs(written - datetime.now(timezone.utc)) < timedelta(minutes=5)
+    assert written is not None and abs(written.at - datetime.now(timezone.utc)) < timedelta(minutes=5)
+    assert written.source_version == 6  # the newest version its windows were counted at
     assert store.last_written("b1", "income") is None and store.last_written("b3", "age") is None
     # the performance slot counts only the labelled rows: the window's row count stays its columns' count
     store.write_histograms("b1", [_window(2, 1, features=(SLOT,))], 7)

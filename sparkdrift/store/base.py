@@ -39,6 +39,18 @@ class Progress:
     last_tracked: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Written:
+    """When a column's overall histograms were last written, and the newest source version they were counted at.
+
+    Equal source versions say exactly that production has not changed since;
+    the time serves where there is no version (a label table, a non-Delta source).
+    """
+
+    at: datetime
+    source_version: int | None = None
+
+
 class MonitorStore(ABC):
     """One monitor's tables. ``where(table)`` names a table in messages."""
 
@@ -59,12 +71,8 @@ class MonitorStore(ABC):
         """Write (or overwrite) one profile; returns the rows written."""
 
     @abstractmethod
-    def _latest_profile_id(self) -> str | None:
-        """The id of the newest profile by ``created_at`` (ties: the larger id)."""
-
-    @abstractmethod
-    def _get_profile(self, baseline_id: str) -> BaselineProfile | None:
-        """The stored profile, or None."""
+    def _get_profile(self, baseline_id: str | None) -> BaselineProfile | None:
+        """The stored profile ``baseline_id``, else the newest by ``created_at`` (ties: the larger id); or None."""
 
     def save_profile(self, profile: BaselineProfile, *, replace: bool = False) -> bool:
         """Store a profile unless its id is already there (its first ``created_at`` stays).
@@ -85,16 +93,15 @@ class MonitorStore(ABC):
 
     def load_profile(self, baseline_id: str | None = None) -> BaselineProfile:
         """The profile ``baseline_id``, else the monitor's latest; `BaselineError` when there is none."""
-        wanted = baseline_id or self._latest_profile_id()
-        if wanted is None:
+        profile = self._get_profile(baseline_id or None)
+        if profile is None and not baseline_id:
             raise BaselineError(
                 f"no baseline for monitor {self.monitor} in {self.where('profiles')}: "
                 "run `sparkdrift baseline --config <monitor config>` first"
             )
-        profile = self._get_profile(wanted)
         if profile is None:
             raise BaselineError(
-                f"baseline {wanted} of monitor {self.monitor} is not in {self.where('profiles')} "
+                f"baseline {baseline_id} of monitor {self.monitor} is not in {self.where('profiles')} "
                 "(check baseline_id, or run `sparkdrift baseline --config <monitor config>`)"
             )
         return profile
@@ -108,8 +115,8 @@ class MonitorStore(ABC):
         and within ``windows`` a later entry for the same key wins. Returns rows."""
 
     @abstractmethod
-    def last_written(self, baseline_id: str, feature: str) -> datetime | None:
-        """When a histogram of ``feature`` (overall) was last written: what later inputs can have changed."""
+    def last_written(self, baseline_id: str, feature: str) -> Written | None:
+        """When a histogram of ``feature`` (overall) was last written, and from which source version."""
 
     @abstractmethod
     def load_histograms(self, baseline_id: str, *, before: datetime | None = None,

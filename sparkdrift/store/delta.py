@@ -29,7 +29,7 @@ from sparkdrift.core.profile import BaselineProfile, FeatureProfile, Histogram
 from sparkdrift.core.results import DriftResult
 from sparkdrift.core.slices import OVERALL, is_overall
 from sparkdrift.core.windows import WindowHistograms, as_utc, naive_utc
-from sparkdrift.store.base import TABLES, MonitorStore, Progress
+from sparkdrift.store.base import TABLES, MonitorStore, Progress, Written
 from sparkdrift.store.tables import local_frame, merge_rows, read_output, sql_string
 
 if TYPE_CHECKING:
@@ -240,22 +240,16 @@ class DeltaStore(MonitorStore):
         self._merge("profiles", rows, PROFILE_SCHEMA, PROFILE_KEYS)
         return len(rows)
 
-    def _latest_profile_id(self) -> str | None:
-        from pyspark.sql import functions as F
-
-        df = self._mine("profiles")
-        if df is None:
-            return None
-        latest = (df.select("baseline_id", "created_at")
-                  .orderBy(F.col("created_at").desc(), F.col("baseline_id").desc()).limit(1).collect())
-        return latest[0]["baseline_id"] if latest else None
-
-    def _get_profile(self, baseline_id: str) -> BaselineProfile | None:
+    def _get_profile(self, baseline_id: str | None) -> BaselineProfile | None:
+        """One query: the newest profile is picked by a join on its id (each query costs ~1 s of fixed work)."""
         from pyspark.sql import functions as F
 
         df = self._mine("profiles", baseline_id)
         if df is None:
             return None
+        if baseline_id is None:
+            newest = df.agg(F.max(F.struct("created_at", "baseline_id")).alias("m")).select("m.baseline_id")
+            df = df.join(F.broadcast(newest), "baseline_id")
         rows = [r.asDict() for r in df.withColumn("created_us", F.unix_micros("created_at")).orderBy("position").collect()]
         if not rows:
             return None
@@ -281,15 +275,18 @@ class DeltaStore(MonitorStore):
         self._merge("histograms", list(rows.values()), HISTOGRAM_SCHEMA, HISTOGRAM_KEYS)
         return len(rows)
 
-    def last_written(self, baseline_id: str, feature: str) -> datetime | None:
+    def last_written(self, baseline_id: str, feature: str) -> Written | None:
         from pyspark.sql import functions as F
 
         df = self._mine("histograms", baseline_id)
         if df is None:
             return None
         overall = F.col("slice").isNull() | (F.col("slice") == F.lit(OVERALL))
-        row = df.filter((F.col("feature") == F.lit(feature)) & overall).agg(F.max("computed_at")).first()
-        return as_utc(row[0]) if row and row[0] is not None else None
+        row = (df.filter((F.col("feature") == F.lit(feature)) & overall)
+               .agg(F.max("computed_at"), F.max("source_version")).first())
+        if not row or row[0] is None:
+            return None
+        return Written(as_utc(row[0]), None if row[1] is None else int(row[1]))
 
     def load_histograms(self, baseline_id: str, *, before: datetime | None = None,
                         last: int | None = None) -> list[WindowHistograms]:

@@ -15,7 +15,7 @@ from sparkdrift.core.profile import BaselineProfile
 from sparkdrift.core.results import DriftResult
 from sparkdrift.core.slices import is_overall
 from sparkdrift.core.windows import WindowHistograms, as_utc
-from sparkdrift.store.base import MonitorStore, Progress
+from sparkdrift.store.base import MonitorStore, Progress, Written
 
 
 class MemoryStore(MonitorStore):
@@ -27,7 +27,7 @@ class MemoryStore(MonitorStore):
         self.histograms: dict[tuple, WindowHistograms] = {}  # (baseline id, window start, slice, slice value)
         self.metrics: dict[tuple, tuple[DriftResult, str | None]] = {}
         self.actions: dict[str, ActionRecord] = {}
-        self.written: dict[tuple[str, str], datetime] = {}  # (baseline id, feature) -> last histogram write
+        self.written: dict[tuple[str, str], Written] = {}  # (baseline id, feature) -> last histogram write
 
     def where(self, table: str) -> str:
         return f"memory:{self.monitor}/{table}"
@@ -39,14 +39,10 @@ class MemoryStore(MonitorStore):
         self.profiles[profile.baseline_id] = profile
         return len(profile.features) + (profile.performance is not None)
 
-    def _latest_profile_id(self) -> str | None:
-        if not self.profiles:
-            return None
-        return max(self.profiles.values(), key=lambda p: (as_utc(datetime.fromisoformat(p.created_at)),
-                                                          p.baseline_id)).baseline_id
-
-    def _get_profile(self, baseline_id: str) -> BaselineProfile | None:
-        return self.profiles.get(baseline_id)
+    def _get_profile(self, baseline_id: str | None) -> BaselineProfile | None:
+        if baseline_id is not None or not self.profiles:
+            return self.profiles.get(baseline_id)
+        return max(self.profiles.values(), key=lambda p: (as_utc(datetime.fromisoformat(p.created_at)), p.baseline_id))
 
     def write_histograms(self, baseline_id: str, windows: Sequence[WindowHistograms],
                          source_version: int | None) -> int:
@@ -61,10 +57,10 @@ class MemoryStore(MonitorStore):
             rows += len(w.histograms)
             if is_overall(w.slice):
                 for feature in w.histograms:
-                    self.written[(baseline_id, feature)] = datetime.now(timezone.utc)
+                    self.written[(baseline_id, feature)] = Written(datetime.now(timezone.utc), source_version)
         return rows
 
-    def last_written(self, baseline_id: str, feature: str) -> datetime | None:
+    def last_written(self, baseline_id: str, feature: str) -> Written | None:
         return self.written.get((baseline_id, feature))
 
     def load_histograms(self, baseline_id: str, *, before: datetime | None = None,

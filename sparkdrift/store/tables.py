@@ -156,6 +156,44 @@ def last_commit(spark: "SparkSession", ref: str) -> datetime:
     return _newest(spark, ref)[1]
 
 
+#: Beyond this many commits since, reading their log entries is no cheaper than recounting.
+MOST_COMMITS_READ = 100
+
+
+def earliest_added(spark: "SparkSession", read: TableRead, since: int, column: str) -> datetime | None | bool:
+    """The smallest ``column`` value in rows that commits after version ``since`` added, from the Delta log.
+
+    Returns a time; None when those commits added no rows; False when the log
+    cannot say: a commit removed rows (a delete, update or overwrite; compaction,
+    which moves rows without changing them, does not count), a file has no
+    ``column`` statistics, the table is a metastore name (its log is not read by
+    path), or the log entries are gone or too many (`MOST_COMMITS_READ`). It
+    reads only the commits' JSON entries, never a data file.
+    """
+    from pyspark.sql import functions as F
+
+    if read.version is None or not is_path(read.table) or not 0 < read.version - since <= MOST_COMMITS_READ:
+        return False
+    log_dir = location(read.table).rstrip("/") + "/_delta_log"
+    files = [f"{log_dir}/{v:020d}.json" for v in range(since + 1, read.version + 1)]
+    schema = "add struct<stats: string, dataChange: boolean>, remove struct<dataChange: boolean>"
+    minimum = F.try_to_timestamp(F.get_json_object("add.stats", f"$.minValues.{column}"))
+    added = F.col("add").isNotNull() & F.col("add.dataChange")
+    try:
+        row = spark.read.schema(schema).json(files).agg(
+            F.count(F.when(F.col("remove").isNotNull() & F.col("remove.dataChange"), 1)).alias("removed"),
+            F.count(F.when(added & minimum.isNull()
+                           & (F.get_json_object("add.stats", "$.numRecords").cast("long") != 0), 1)).alias("unknown"),
+            F.min(F.when(added, minimum)).alias("earliest"),
+        ).first()
+    except Exception as exc:  # noqa: BLE001 - unreadable log (cleaned up, no access): the caller recounts
+        _log.debug("table %s: cannot read its log since version %d (%s)", read.table, since, _message(exc))
+        return False
+    if row["removed"] or row["unknown"]:
+        return False
+    return None if row["earliest"] is None else as_utc(row["earliest"])
+
+
 def version_at(spark: "SparkSession", ref: str, timestamp: str) -> int:
     """The version a timestamp-based time travel resolves to (latest commit at or before it)."""
     from pyspark.sql import functions as F
@@ -291,14 +329,15 @@ def _spark_errors() -> tuple[type[BaseException], ...]:
 
 def _merge_once(spark: "SparkSession", df: "DataFrame", target: str, keys: list[str],
                 defaults: Mapping[str, str] | None, matched_if: str | None) -> None:
-    if not table_exists(spark, target):
+    existing = read_output(spark, target)  # one lookup: whether it exists, and its columns
+    if existing is None:
         writer = df.write.format("delta").mode("error")
         if is_path(target):
             writer.save(location(target))
         else:
             writer.saveAsTable(sql_name(target))
         return
-    for name in _add_missing_columns(spark, df, target):
+    for name in _add_missing_columns(spark, df, target, existing.columns):
         if defaults and name in defaults:
             spark.sql(f"UPDATE {sql_name(target)} SET {_quote(name)} = {sql_string(defaults[name])} "
                       f"WHERE {_quote(name)} IS NULL").collect()
@@ -315,9 +354,8 @@ def _merge_once(spark: "SparkSession", df: "DataFrame", target: str, keys: list[
         spark.catalog.dropTempView(view)
 
 
-def _add_missing_columns(spark: "SparkSession", df: "DataFrame", target: str) -> list[str]:
+def _add_missing_columns(spark: "SparkSession", df: "DataFrame", target: str, have: list[str]) -> list[str]:
     """Columns a newer sparkdrift writes (e.g. noise_floor) are added to an older table before MERGE; their names."""
-    have = set(read_output(spark, target).columns)
     missing = [f for f in df.schema.fields if f.name not in have]
     if missing:
         cols = ", ".join(f"{_quote(f.name)} {f.dataType.simpleString()}" for f in missing)
