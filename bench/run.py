@@ -446,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", default=str(BENCH / "RESULTS.md"), help="markdown file to append to ('' = none)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
     ap.add_argument("--note", default="", help="free text for the results section")
+    ap.add_argument("--small", action="store_true",
+                    help="then also time small monitors from process start (bench/small.py, its own section)")
     ap.add_argument("--slices", type=int, default=0,
                     help="also time baseline and cold detect with this many slice columns (≤ 20 values each)")
     args = ap.parse_args(argv)
@@ -643,6 +645,10 @@ def main(argv: list[str] | None = None) -> int:
             fh.write("\n" + text)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
+    if args.small:  # the small monitors' wall times from process start, right after, in their own processes
+        subprocess.run([sys.executable, str(BENCH / "small.py"), "--repeat", str(max(args.repeat, 3)),
+                        "--results", args.results, "--note", f"Same command as the {args.rows:,}-row section above."],
+                       check=True)
     return 0
 
 

@@ -149,3 +149,17 @@ def _record(g, cold, inc) -> dict:
         "collect": {}, "collect_note": "skipped", "collect_estimate": {"total": 1}, "accuracy": None,
         "fix_identical": None, "jfr": None,
     } | {"_": math.nan}
+
+
+def test_small_monitor_section_reports_min_median_max_and_the_verdict_on_the_median():
+    from bench.small import render
+
+    runs = [{"floor": 17.0, "baseline": 19.0, "first detect": 50.0, "new window": 30.0, "no-op": 9.0},
+            {"floor": 19.0, "baseline": 25.0, "first detect": 52.0, "new window": 10.0, "no-op": 12.0},
+            {"floor": 18.0, "baseline": 18.0, "first detect": 51.0, "new window": 12.0, "no-op": 11.0}]
+    text = render(50_000, 25, runs, (0.5, 0.4, 0.3), {"nproc": 2, "memory_gib": 23.5}, "")
+    lines = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    assert lines["baseline"] == "| baseline | 18.0 | 19.0 | 25.0 | ≤ 20 s: met |"
+    assert lines["new window"] == "| new window | 10.0 | 12.0 | 30.0 | ≤ 20 s: met |"
+    assert lines["no-op"] == "| no-op | 9.0 | 11.0 | 12.0 | ≤ 10 s: missed |"
+    assert lines["floor"] == "| floor | 17.0 | 18.0 | 19.0 |  |"
