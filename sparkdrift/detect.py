@@ -372,7 +372,7 @@ def _only_newer_rows(spark, cfg: MonitorConfig, prod: TableRead, written: Writte
     if written.source_version is None or dict(prod.df.dtypes).get(ts) != "timestamp":
         return False
     earliest = earliest_added(spark, prod, written.source_version, ts)
-    return earliest is None or (earliest is not False and earliest >= start)
+    return earliest is not None and earliest >= start
 
 
 def _changed_since(spark, table: str | TableRead, written: Written) -> bool:

@@ -209,10 +209,12 @@ def test_the_delta_log_says_what_commits_added_or_that_it_cannot(spark, tmp_path
     assert at2.version == 2
     assert earliest_added(spark, at2, 0, "ts") == min(r[0] for r in rows[10:]).replace(tzinfo=timezone.utc)
     assert earliest_added(spark, at2, 1, "ts") == rows[10][0].replace(tzinfo=timezone.utc)
-    assert earliest_added(spark, at2, 2, "ts") is False  # nothing since: no commit to read
+    assert earliest_added(spark, at2, 2, "ts") is None  # nothing since: no commit to read
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('owner.note' = 'x')")  # a commit adding no rows
+    assert earliest_added(spark, read_table(spark, path), 2, "ts") == datetime.max.replace(tzinfo=timezone.utc)
     spark.sql(f"DELETE FROM delta.`{path}` WHERE x = 3")  # rows removed: only a recount can say what changed
-    assert earliest_added(spark, read_table(spark, path), 2, "ts") is False
-    assert earliest_added(spark, at2, 1, "nope") is False  # no statistics of this column: cannot say
+    assert earliest_added(spark, read_table(spark, path), 3, "ts") is None
+    assert earliest_added(spark, at2, 1, "nope") is None  # no statistics of this column: cannot say
 
 
 def test_a_failed_retrain_with_fail_on_error_still_writes_the_results_and_exits_1(spark, tmp_path, webhook, capsys):

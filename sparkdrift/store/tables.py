@@ -160,11 +160,11 @@ def last_commit(spark: "SparkSession", ref: str) -> datetime:
 MOST_COMMITS_READ = 100
 
 
-def earliest_added(spark: "SparkSession", read: TableRead, since: int, column: str) -> datetime | None | bool:
+def earliest_added(spark: "SparkSession", read: TableRead, since: int, column: str) -> datetime | None:
     """The smallest ``column`` value in rows that commits after version ``since`` added, from the Delta log.
 
-    Returns a time; None when those commits added no rows; False when the log
-    cannot say: a commit removed rows (a delete, update or overwrite; compaction,
+    Returns a time (the latest representable one when those commits added no
+    rows, as a minimum over nothing); None when the log cannot say: a commit removed rows (a delete, update or overwrite; compaction,
     which moves rows without changing them, does not count), a file has no
     ``column`` statistics, the table is a metastore name (its log is not read by
     path), or the log entries are gone or too many (`MOST_COMMITS_READ`). It
@@ -173,7 +173,7 @@ def earliest_added(spark: "SparkSession", read: TableRead, since: int, column: s
     from pyspark.sql import functions as F
 
     if read.version is None or not is_path(read.table) or not 0 < read.version - since <= MOST_COMMITS_READ:
-        return False
+        return None
     log_dir = location(read.table).rstrip("/") + "/_delta_log"
     files = [f"{log_dir}/{v:020d}.json" for v in range(since + 1, read.version + 1)]
     schema = "add struct<stats: string, dataChange: boolean>, remove struct<dataChange: boolean>"
@@ -188,10 +188,10 @@ def earliest_added(spark: "SparkSession", read: TableRead, since: int, column: s
         ).first()
     except Exception as exc:  # noqa: BLE001 - unreadable log (cleaned up, no access): the caller recounts
         _log.debug("table %s: cannot read its log since version %d (%s)", read.table, since, _message(exc))
-        return False
+        return None
     if row["removed"] or row["unknown"]:
-        return False
-    return None if row["earliest"] is None else as_utc(row["earliest"])
+        return None
+    return as_utc(datetime.max) if row["earliest"] is None else as_utc(row["earliest"])
 
 
 def version_at(spark: "SparkSession", ref: str, timestamp: str) -> int:
